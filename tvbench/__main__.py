@@ -1,0 +1,3 @@
+from tvbench.cli import main
+
+main()

@@ -1,0 +1,67 @@
+"""Errors a user can act on.
+
+Every error the CLI shows is a single line that names the thing at fault (a case, a file, an option)
+and the problem. Library code raises these; the CLI prints ``str(error)`` and exits non-zero, without a
+traceback. Anything that is not a :class:`TvbenchError` is a bug in tvbench.
+"""
+
+from __future__ import annotations
+
+
+class TvbenchError(Exception):
+    """Base class for errors caused by input, configuration or environment, not by a bug."""
+
+    exit_code = 2
+
+
+class CaseError(TvbenchError):
+    """A benchmark case is malformed; names the case and the field."""
+
+    def __init__(self, case_id: str | None, field: str, problem: str, *, line: int | None = None):
+        self.case_id = case_id
+        self.field = field
+        self.problem = problem
+        self.line = line
+        where = f"case {case_id!r}" if case_id is not None else "case"
+        if line is not None:
+            where = f"line {line}: {where}"
+        super().__init__(f"{where}: {field}: {problem}")
+
+
+class BenchmarkError(TvbenchError):
+    """A benchmark cannot be read at all (missing file, unreadable format, ...)."""
+
+
+class InvalidBenchmark(TvbenchError):
+    """A benchmark whose cases failed validation; carries every error, one line each."""
+
+    def __init__(self, source: str, errors: list[CaseError]):
+        self.source = source
+        self.errors = errors
+        first = errors[0] if errors else "no cases"
+        more = f" (and {len(errors) - 1} more error(s); run `tvbench validate {source}`)" if len(errors) > 1 else ""
+        super().__init__(f"{source}: {first}{more}")
+
+
+class UnknownNameError(TvbenchError):
+    """A registry lookup failed; the message carries close matches."""
+
+
+class UnavailableError(TvbenchError):
+    """A component is known but cannot be used here (missing optional dependency, weights unreachable)."""
+
+
+class ConfigError(TvbenchError):
+    """A command-line option or method setting is invalid."""
+
+
+class ResultsError(TvbenchError):
+    """A results folder is inconsistent with the requested operation."""
+
+
+def one_line(exc: BaseException) -> str:
+    """A one-line description of any exception: our own messages as they are, others prefixed by their type."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, TvbenchError):
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

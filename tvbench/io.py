@@ -1,0 +1,128 @@
+"""Crash-safe file writes and the JSON conventions shared by every tvbench file.
+
+A run can be killed at any instant. Files therefore appear either complete or not at all: each write goes
+to a hidden temporary file in the same folder, is flushed to disk, and is renamed over the final name
+(``os.replace`` is atomic on POSIX and Windows). Append-only logs use one ``write`` call per line on a file
+opened with ``O_APPEND``, so concurrent writers (shards) never interleave within a line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from PIL import Image
+
+PARTIAL_PREFIX = ".partial-"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that ``path`` is never observed half-written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=PARTIAL_PREFIX + path.name + ".", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
+
+
+def encode_png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def atomic_save_png(path: Path, image: Image.Image) -> None:
+    """Encode in memory first, so an encoder failure leaves nothing behind."""
+    atomic_write_bytes(path, encode_png(image))
+
+
+def jsonl_line(record: dict[str, Any]) -> str:
+    return json.dumps(record, allow_nan=False, separators=(",", ":")) + "\n"
+
+
+def append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    """Append one record as one line with a single ``write`` (safe with concurrent appenders)."""
+    line = jsonl_line(record).encode("utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """Yield the records of an append-only log, skipping a torn last line left by a killed writer."""
+    if not Path(path).exists():
+        return
+    with open(path, "rb") as handle:
+        for raw in handle:
+            if not raw.endswith(b"\n"):
+                return  # torn final line: the writer died mid-append
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                yield record
+
+
+def read_json_object(path: Path, error: type[Exception], hint: str = "") -> dict[str, Any]:
+    """The JSON object stored in ``path``; anything else raises ``error`` with one line naming the file."""
+    try:
+        obj = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: invalid JSON ({exc}){hint}") from None
+    if not isinstance(obj, dict):
+        raise error(f"{path}: must hold a JSON object{hint}")
+    return obj
+
+
+def canonical_json(obj: Any) -> str:
+    """The one serialisation that is hashed: sorted keys, no whitespace, floats as JSON writes them."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=True)
+
+
+def sha256_hex(data: bytes | str) -> str:
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
+
+
+def config_hash(obj: Any) -> str:
+    """Short, stable identifier of a configuration dictionary."""
+    return sha256_hex(canonical_json(obj))[:16]
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """JSON has no NaN: non-finite numbers are stored as null (and carry a status saying why)."""
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def iter_files(folder: Path, suffixes: Iterable[str]) -> list[Path]:
+    wanted = {s.lower() for s in suffixes}
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in wanted
+                  and not p.name.startswith(PARTIAL_PREFIX))

@@ -1,0 +1,125 @@
+"""One registry pattern for everything that is looked up by name (methods, metrics).
+
+Entries are registered as ``"module:attribute"`` strings and imported only when used, so a method whose
+optional dependency is missing is listed as unavailable (with an install hint) instead of breaking the
+listing or the other methods. Third-party packages add entries through a Python entry-point group
+(``tvbench.methods`` for methods), with no fork of tvbench.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import logging
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, Generic, Iterable, TypeVar
+
+from tvbench.errors import UnavailableError, UnknownNameError
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+def suggest(name: str, choices: Iterable[str]) -> str:
+    """A ``"; did you mean ...?"`` suffix for error messages, or an empty string."""
+    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.6)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    target: Any  # "module:attribute", or the object itself
+    extra: str | None = None  # the tvbench extra that installs its dependencies
+    origin: str = "tvbench"  # "tvbench", or the distribution that declared the entry point
+
+    def install_hint(self, missing: str | None = None) -> str:
+        if self.extra:
+            return f'pip install "tvbench[{self.extra}]"'
+        if missing:
+            return f"pip install {missing}"
+        return f"reinstall {self.origin}"
+
+
+@dataclass(frozen=True)
+class Availability:
+    available: bool
+    reason: str = ""
+    hint: str = ""
+
+
+class Registry(Generic[T]):
+    def __init__(self, kind: str, entry_point_group: str | None = None):
+        self.kind = kind
+        self.entry_point_group = entry_point_group
+        self._entries: dict[str, Entry] = {}
+        self._loaded: dict[str, T] = {}
+        self._plugins_scanned = entry_point_group is None
+
+    def register(self, name: str, target: Any, *, extra: str | None = None, origin: str = "tvbench",
+                 replace: bool = False) -> None:
+        if name in self._entries and not replace:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self._entries[name] = Entry(name, target, extra, origin)
+        self._loaded.pop(name, None)
+
+    def unregister(self, name: str) -> None:
+        self._entries.pop(name, None)
+        self._loaded.pop(name, None)
+
+    def _scan_plugins(self) -> None:
+        if self._plugins_scanned:
+            return
+        self._plugins_scanned = True
+        for point in entry_points(group=self.entry_point_group):
+            origin = point.dist.name if point.dist is not None else "a plugin"
+            if point.name in self._entries:
+                log.warning("%s %r from %s is ignored: the name is taken", self.kind, point.name, origin)
+                continue
+            self._entries[point.name] = Entry(point.name, point.value, None, origin)
+
+    def names(self) -> list[str]:
+        self._scan_plugins()
+        return sorted(self._entries)
+
+    def entry(self, name: str) -> Entry:
+        self._scan_plugins()
+        try:
+            return self._entries[name]
+        except KeyError:
+            known = ", ".join(self.names())
+            raise UnknownNameError(f"unknown {self.kind} {name!r}{suggest(name, self._entries)} "
+                                   f"(known: {known})") from None
+
+    def load(self, name: str) -> T:
+        """Import and return the registered object, or raise :class:`UnavailableError` with a fix."""
+        if name in self._loaded:
+            return self._loaded[name]
+        entry = self.entry(name)
+        obj = entry.target
+        if isinstance(obj, str):
+            module_name, _, attribute = obj.partition(":")
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError as exc:
+                missing = getattr(exc, "name", None)
+                raise UnavailableError(f"{self.kind} {name!r} is unavailable: {exc} "
+                                       f"(install with: {entry.install_hint(missing)})") from None
+            try:
+                obj = getattr(module, attribute) if attribute else module
+            except AttributeError:
+                raise UnavailableError(f"{self.kind} {name!r} points to {entry.target!r}, which does not "
+                                       f"exist ({entry.origin})") from None
+        self._loaded[name] = obj
+        return obj
+
+    def availability(self, name: str) -> Availability:
+        try:
+            self.load(name)
+        except UnavailableError as exc:
+            entry = self.entry(name)
+            return Availability(False, str(exc), entry.install_hint())
+        except Exception as exc:  # a plugin that crashes on import must not break `tvbench ls`
+            return Availability(False, f"import failed: {type(exc).__name__}: {exc}", "")
+        return Availability(True)
