@@ -1,0 +1,59 @@
+"""The method registry: editing methods by name, imported only when used.
+
+Built-in methods live in the ``adapters/`` folder (imported as ``tvbench_adapters``), one module per family.
+Other packages add methods through the ``tvbench.methods`` entry-point group::
+
+    [project.entry-points."tvbench.methods"]
+    my-editor = "my_package.editor:MyEditor"
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tvbench.errors import ConfigError
+from tvbench.methods.base import INPUT_LETTERS, INPUTS, Method, input_letters, restrict_case
+from tvbench.registry import Registry
+
+METHODS: Registry[type[Method]] = Registry("method", entry_point_group="tvbench.methods")
+
+METHODS.register("identity", "tvbench_adapters.reference:Identity")
+METHODS.register("oracle", "tvbench_adapters.reference:Oracle")
+METHODS.register("tps-warp", "tvbench_adapters.warp:ThinPlateSplineWarp")
+
+
+def create_method(name: str, options: dict[str, str] | None = None) -> Method:
+    """timm-style factory: ``create_method("tps-warp", {"anchor_spacing": "24"})``."""
+    cls = METHODS.load(name)
+    if not (isinstance(cls, type) and issubclass(cls, Method)):
+        raise ConfigError(f"method {name!r} is registered as {cls!r}, which is not a tvbench Method subclass")
+    return cls.from_options(options or {})
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    name: str
+    available: bool
+    inputs: str  # Table 1 letters, e.g. "M+T"
+    summary: str
+    reason: str
+    origin: str
+
+
+def list_methods() -> list[MethodInfo]:
+    """Every registered method with its availability; never raises for a broken one."""
+    rows = []
+    for name in METHODS.names():
+        status = METHODS.availability(name)
+        entry = METHODS.entry(name)
+        if status.available:
+            cls = METHODS.load(name)
+            inputs = getattr(cls, "inputs", frozenset())
+            rows.append(MethodInfo(name, True, input_letters(inputs), getattr(cls, "summary", ""), "", entry.origin))
+        else:
+            rows.append(MethodInfo(name, False, "?", "", status.reason, entry.origin))
+    return rows
+
+
+__all__ = ["INPUTS", "INPUT_LETTERS", "METHODS", "Method", "MethodInfo", "create_method", "input_letters",
+           "list_methods", "restrict_case"]
