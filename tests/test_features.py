@@ -1,0 +1,179 @@
+"""Backbone and LPIPS loading through the same paths users take, on tiny models the tests build."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from conftest import textured
+from PIL import Image
+
+from tvbench.errors import UnavailableError
+from tvbench.features import DinoBackbone, FeatureStore, LpipsModel
+from tvbench.features import weights as weights_module
+from tvbench.features.dino import materialize_random_backbone
+
+TINY_ARGS = {"embed_dim": 64, "depth": 2, "num_heads": 2, "img_size": 256}
+
+
+def images(n=2, size=(96, 64)):
+    return [Image.fromarray(textured(*size, seed=k)) for k in range(n)]
+
+
+@pytest.fixture(scope="module")
+def timm_dir(tmp_path_factory):
+    import timm
+    from timm.models import save_for_hf
+
+    torch.manual_seed(0)
+    model = timm.create_model("vit_small_patch16_dinov3", pretrained=False, **TINY_ARGS)
+    folder = tmp_path_factory.mktemp("timm-dinov3")
+    save_for_hf(model, str(folder), model_args=TINY_ARGS, safe_serialization=True)
+    return folder, model.eval()
+
+
+@pytest.fixture(scope="module")
+def transformers_dir(tmp_path_factory):
+    from transformers import DINOv3ViTConfig, DINOv3ViTModel
+
+    torch.manual_seed(0)
+    config = DINOv3ViTConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                             num_register_tokens=4, patch_size=16, image_size=256)
+    model = DINOv3ViTModel(config).eval()
+    folder = tmp_path_factory.mktemp("hf-dinov3")
+    model.save_pretrained(folder)
+    return folder, model
+
+
+def test_timm_folder_loads_and_matches_the_model(timm_dir):
+    folder, model = timm_dir
+    backbone = DinoBackbone.from_pretrained(str(folder), device="cpu")
+    assert backbone.library == "timm" and backbone.num_prefix_tokens == 5 and backbone.patch_size == 16
+    imgs = images()
+    feats = backbone.encode(imgs, resolution=128)
+    assert feats[0].cls.shape == (64,) and feats[0].patches.shape == (5, 8, 64)  # 96x64 -> 128x80 -> 8x5 patches
+    with torch.no_grad():
+        tokens = model.forward_features(backbone.preprocess(imgs, 128))
+    assert torch.allclose(feats[1].cls, tokens[1, 0], atol=1e-5)
+    assert torch.allclose(feats[1].patches.reshape(-1, 64), tokens[1, 5:], atol=1e-5)
+    assert backbone.describe()["revision"].startswith("sha256:") and not backbone.random_init
+
+
+def test_transformers_folder_loads_and_matches_the_model(transformers_dir):
+    folder, model = transformers_dir
+    backbone = DinoBackbone.from_pretrained(str(folder), device="cpu")
+    assert backbone.library == "transformers" and backbone.num_prefix_tokens == 5
+    imgs = images()
+    feats = backbone.encode(imgs, resolution=64)
+    with torch.no_grad():
+        tokens = model(pixel_values=backbone.preprocess(imgs, 64)).last_hidden_state
+    assert torch.allclose(feats[0].cls, tokens[0, 0], atol=1e-5)
+    assert feats[0].patches.shape == (3, 4, 64)  # 96x64 -> 64x48
+
+
+def _fake_hub_cache(hf_home, repo_id, folder, commit="0123456789abcdef0123456789abcdef01234567"):
+    """Lay out a snapshot the way huggingface_hub caches downloads."""
+    repo = hf_home / "hub" / ("models--" + repo_id.replace("/", "--"))
+    snapshot = repo / "snapshots" / commit
+    shutil.copytree(folder, snapshot)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    return commit
+
+
+def test_hub_id_resolves_from_the_hf_cache_offline(timm_dir, tmp_path, monkeypatch):
+    import huggingface_hub.constants as constants
+
+    folder, _ = timm_dir
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    commit = _fake_hub_cache(tmp_path, "timm/tiny-dinov3-test", folder)
+    backbone = DinoBackbone.from_pretrained("timm/tiny-dinov3-test", device="cpu")
+    assert backbone.spec == "timm/tiny-dinov3-test" and backbone.revision == commit
+    assert backbone.encode(images(1), 64)[0].cls.shape == (64,)
+
+
+def test_uncached_hub_id_offline_gives_the_fix():
+    with pytest.raises(UnavailableError) as info:
+        DinoBackbone.from_pretrained("timm/not-downloaded-anywhere", device="cpu")
+    message = str(info.value)
+    assert "not in the Hugging Face cache" in message and "HF_HUB_OFFLINE" in message and "\n" not in message
+
+
+def test_gated_repo_names_licence_and_token(monkeypatch):
+    from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError
+
+    def fake_download(repo_id, revision=None, allow_patterns=None, local_files_only=False):
+        if local_files_only:
+            raise LocalEntryNotFoundError("not cached")
+        error = GatedRepoError.__new__(GatedRepoError)
+        Exception.__init__(error, "401")
+        raise error
+
+    monkeypatch.setattr("huggingface_hub.snapshot_download", fake_download)
+    with pytest.raises(UnavailableError, match="accept its licence.*HF_TOKEN"):
+        weights_module.resolve_weights("facebook/dinov3-vitb16-pretrain-lvd1689m")
+
+
+def test_bad_specs_are_explained(tmp_path):
+    with pytest.raises(UnavailableError, match="neither a local folder nor"):
+        DinoBackbone.from_pretrained("./no/such/thing/here")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UnavailableError, match="no config.json"):
+        DinoBackbone.from_pretrained(str(tmp_path / "empty"))
+
+
+def test_random_backbone_is_deterministic(tmp_path, monkeypatch):
+    first = DinoBackbone.from_pretrained("random-tiny", device="cpu")
+    monkeypatch.setenv("TVBENCH_CACHE", str(tmp_path / "elsewhere"))
+    second = DinoBackbone.from_pretrained("random-tiny", device="cpu")
+    assert first.revision == second.revision and first.random_init and second.random_init
+    marker = json.loads((materialize_random_backbone("random-tiny") / "tvbench.json").read_text())
+    assert marker["random_init"] is True
+    a, b = first.encode(images(1), 64)[0], second.encode(images(1), 64)[0]
+    assert torch.equal(a.cls, b.cls)
+
+
+def test_input_size_keeps_aspect_on_patch_multiples():
+    backbone = DinoBackbone.from_pretrained("random-tiny", device="cpu")
+    assert backbone.input_size(512, 384, 448) == (448, 336)
+    assert backbone.input_size(320, 224, 448) == (448, 320)
+    assert backbone.input_size(10, 1000, 448) == (16, 448)
+
+
+def test_feature_store_computes_each_distinct_image_once():
+    store = FeatureStore(DinoBackbone.from_pretrained("random-tiny", device="cpu"), resolution=64)
+    a, b = images(2)
+    same_as_a = Image.fromarray(np.asarray(a).copy())
+    store.prefetch([a, b, same_as_a])
+    assert store.forwards == 2
+    assert store.get(same_as_a) is store.get(a)
+    assert store.forwards == 2
+
+
+def test_lpips_random_trunk_is_deterministic_and_zero_on_equal_images():
+    a, b = images(2)
+    first, second = LpipsModel("alex", random_trunk=True), LpipsModel("alex", random_trunk=True)
+    assert first.distance(a, a) == 0.0
+    assert first.distance(a, b) == second.distance(a, b) > 0
+    assert first.describe()["trunk"].startswith("random")
+
+
+def test_lpips_uses_minus_one_to_one_inputs():
+    from tvbench.features.lpips import to_lpips_tensor
+
+    tensor = to_lpips_tensor(Image.fromarray(np.array([[[0, 255, 127]]], dtype=np.uint8)))
+    assert tensor.min() == -1.0 and tensor.max() == 1.0
+
+
+def test_lpips_without_cached_trunk_explains(monkeypatch):
+    import urllib.error
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr("torch.hub.load_state_dict_from_url", offline)
+    with pytest.raises(UnavailableError, match=r"TORCH_HOME.*--smoke"):
+        LpipsModel("alex", random_trunk=False)

@@ -1,0 +1,156 @@
+"""Scoring results folders: rows, summary, reuse of earlier rows, outside edits, partial coverage, bad edits."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tvbench.cases import load_benchmark
+from tvbench.errors import ResultsError
+from tvbench.io import read_jsonl
+from tvbench.methods import create_method
+from tvbench.runner import run_method
+from tvbench.scoring import Scorer, ScoringConfig, score_results
+
+SMOKE = ScoringConfig(smoke=True, resolution=128, device="cpu")
+
+
+@pytest.fixture
+def results(small_bench, tmp_path):
+    bench = load_benchmark(small_bench)
+    out = tmp_path / "results"
+    for name in ("identity", "oracle", "tps-warp"):
+        run_method(create_method(name), bench, out, progress=False)
+    return out
+
+
+def rows_of(out):
+    return [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]
+
+
+def test_scores_every_method_case_and_metric(results):
+    summary = score_results(results, SMOKE, progress=False)
+    rows = rows_of(results)
+    assert len(rows) == 3 * 3 * 2
+    assert {r["status"] for r in rows} == {"ok"}
+    assert set(rows[0]) >= {"case", "method", "metric", "value", "status"}
+    oracle = [r for r in rows if r["method"] == "oracle"]
+    assert all(r["value"] == (1.0 if r["metric"] == "ds_global_tgt" else 0.0) for r in oracle)
+    for case in ("case-0", "case-1", "case-2"):  # identity is strictly worse than the oracle on every case
+        by = {(r["method"], r["metric"]): r["value"] for r in rows if r["case"] == case}
+        assert by["identity", "ds_global_tgt"] < by["oracle", "ds_global_tgt"]
+        assert by["identity", "lpips_tgt"] > by["oracle", "lpips_tgt"]
+    assert summary["schema_version"] == 1 and summary["benchmark"]["hash"].startswith("sha256:")
+    dino = summary["scorer"]["models"]["dino"]
+    assert dino["id"] == "random-tiny" and dino["resolution"] == 128 and dino["revision"]
+    assert summary["scorer"]["models"]["lpips"]["net"] == "alex"
+    assert "packages" in summary["environment"]
+    identity = summary["methods"]["identity"]
+    assert identity["inputs"] == "-" and identity["metrics"]["lpips_tgt"]["coverage"] == 1.0
+    assert summary["methods"]["tps-warp"]["inputs"] == "M+T"
+    assert json.loads((results / "summary.json").read_text()) == summary
+
+
+def test_rescoring_reuses_rows_and_scores_only_what_changed(results, monkeypatch):
+    score_results(results, SMOKE, progress=False)
+    calls = []
+    original = Scorer.score
+
+    def counting(self, case, edit, images, store, metrics=None):
+        calls.append(case.id)
+        return original(self, case, edit, images, store, metrics)
+
+    monkeypatch.setattr(Scorer, "score", counting)
+    first = rows_of(results)
+    score_results(results, SMOKE, progress=False)
+    assert calls == [] and rows_of(results) == first
+    # A new method folder: only its edits are scored.
+    shutil.copytree(results / "identity", results / "identity-copy")
+    score_results(results, SMOKE, progress=False)
+    assert len(calls) == 3
+    # Another resolution is another DINO configuration: DINO rows recomputed, LPIPS rows reused.
+    calls.clear()
+    summary = score_results(results, ScoringConfig(smoke=True, resolution=64, device="cpu"), progress=False)
+    assert len(calls) == 4 * 3 and summary["scorer"]["models"]["dino"]["resolution"] == 64
+
+
+def test_features_are_computed_once_per_distinct_image(results, monkeypatch):
+    from tvbench.features import FeatureStore
+
+    forwards = []
+    original = FeatureStore.prefetch
+
+    def spy(self, images):
+        before = self.forwards
+        original(self, images)
+        forwards.append(self.forwards - before)
+
+    monkeypatch.setattr(FeatureStore, "prefetch", spy)
+    score_results(results, SMOKE, progress=False)
+    # per case: the target, identity's edit (= source) and tps-warp's edit; the oracle's edit is the target
+    assert sum(forwards) == 3 * 3
+
+
+def test_outside_edits_need_the_benchmark(small_bench, results, tmp_path):
+    mine = tmp_path / "my-method"
+    mine.mkdir()
+    for path in (results / "tps-warp").glob("*.png"):
+        shutil.copy(path, mine / path.name)
+    with pytest.raises(ResultsError, match="pass --bench"):
+        score_results(mine, SMOKE, progress=False)
+    summary = score_results(mine, SMOKE, bench_spec=str(small_bench), progress=False)
+    assert list(summary["methods"]) == ["my-method"]
+    assert summary["methods"]["my-method"]["source"] == "external edits"
+    assert summary["methods"]["my-method"]["metrics"]["ds_global_tgt"]["n"] == 3
+
+
+def test_missing_resized_and_corrupt_edits(results):
+    tps = results / "tps-warp"
+    (tps / "case-0.png").unlink()
+    (tps / "case-1.png").write_bytes(b"garbage")
+    identity = results / "identity"
+    image = Image.open(identity / "case-2.png")
+    image.resize((image.width // 2, image.height // 2)).save(identity / "case-2.png")
+    summary = score_results(results, SMOKE, progress=False)
+    rows = {(r["method"], r["case"], r["metric"]): r for r in rows_of(results)}
+    assert rows["tps-warp", "case-0", "lpips_tgt"]["status"] == "missing"
+    corrupt = rows["tps-warp", "case-1", "ds_global_tgt"]
+    assert corrupt["status"] == "error" and "cannot decode case-1.png" in corrupt["detail"]
+    assert rows["tps-warp", "case-2", "ds_global_tgt"]["status"] == "ok"
+    assert rows["identity", "case-2", "lpips_tgt"]["resized"] is True
+    stats = summary["methods"]["tps-warp"]["metrics"]["ds_global_tgt"]
+    assert (stats["n"], stats["applicable"], stats["status_counts"]["missing"]) == (1, 3, 1)
+    assert summary["methods"]["identity"]["resized_edits"] == 1
+
+
+def test_a_changed_benchmark_is_refused(small_bench, results):
+    path = small_bench / "img/case-0.tgt.png"
+    array = np.asarray(Image.open(path)).copy()
+    array[0, 0] ^= 255
+    Image.fromarray(array).save(path)
+    with pytest.raises(ResultsError, match="was run on benchmark"):
+        score_results(results, SMOKE, progress=False)
+
+
+def test_a_killed_scoring_run_keeps_its_rows(results, monkeypatch):
+    calls = []
+    original = Scorer.score
+
+    def dies_on_third_case(self, case, edit, images, store, metrics=None):
+        if case.id == "case-2":
+            raise KeyboardInterrupt
+        calls.append(case.id)
+        return original(self, case, edit, images, store, metrics)
+
+    monkeypatch.setattr(Scorer, "score", dies_on_third_case)
+    with pytest.raises(KeyboardInterrupt):
+        score_results(results, SMOKE, progress=False)
+    memo = list(read_jsonl(results / "scores.cache.jsonl"))
+    assert len(memo) == 2 * 3 * 2  # two cases x three methods x two metrics kept
+    monkeypatch.setattr(Scorer, "score", original)
+    summary = score_results(results, SMOKE, progress=False)
+    assert summary["methods"]["oracle"]["metrics"]["ds_global_tgt"]["n"] == 3

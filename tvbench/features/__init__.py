@@ -1,0 +1,13 @@
+"""Networks that turn images into features for the metrics: DINOv3 (CLS + patches) and LPIPS.
+
+Models are separate from metrics: a metric asks for features, and the scorer loads each network once per
+run and computes each distinct image's features once (:class:`FeatureStore`).
+"""
+
+from tvbench.features.dino import (DEFAULT_BACKBONE, DEFAULT_RESOLUTION, RANDOM_BACKBONES, DinoBackbone,
+                                   ImageFeatures, pick_device)
+from tvbench.features.lpips import LpipsModel
+from tvbench.features.store import FeatureStore
+
+__all__ = ["DEFAULT_BACKBONE", "DEFAULT_RESOLUTION", "RANDOM_BACKBONES", "DinoBackbone", "FeatureStore",
+           "ImageFeatures", "LpipsModel", "pick_device"]

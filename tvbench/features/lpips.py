@@ -1,0 +1,61 @@
+"""LPIPS (Zhang et al., 2018) through the ``lpips`` package, AlexNet by default as in the paper.
+
+The package ships the learned linear heads; the AlexNet trunk comes from torchvision's ImageNet weights,
+which torch downloads once into ``$TORCH_HOME/hub/checkpoints``. Inputs are scaled to [-1, 1] here, the range
+LPIPS was trained on (feeding [0, 1] images is the classic silent LPIPS mistake).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from PIL import Image
+
+from tvbench.errors import UnavailableError
+from tvbench.features.random_init import deterministic_init_
+
+LPIPS_NETS = ("alex", "vgg", "squeeze")
+RANDOM_TRUNK_SEED = 0
+
+
+def to_lpips_tensor(image: Image.Image) -> torch.Tensor:
+    """(1, 3, H, W) float tensor in [-1, 1]."""
+    array = np.asarray(image.convert("RGB"), dtype=np.float32) / 127.5 - 1.0
+    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0)
+
+
+class LpipsModel:
+    def __init__(self, net: str = "alex", *, random_trunk: bool = False, device: torch.device | str = "cpu"):
+        if net not in LPIPS_NETS:
+            raise UnavailableError(f"unknown LPIPS net {net!r}; choose one of {', '.join(LPIPS_NETS)}")
+        import lpips
+
+        self.net = net
+        self.random_trunk = random_trunk
+        self.device = torch.device(device)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model = lpips.LPIPS(net=net, version="0.1", pretrained=True, pnet_rand=random_trunk, verbose=False)
+        except Exception as exc:  # torchvision's download raises URLError, RuntimeError or OSError
+            raise UnavailableError(
+                f"LPIPS-{net} needs torchvision's ImageNet {net} weights, which are not in the torch cache "
+                f"($TORCH_HOME/hub/checkpoints) and could not be downloaded ({type(exc).__name__}); run once "
+                "with network access, or score with --smoke for an offline pipeline check") from None
+        if random_trunk:
+            deterministic_init_(model.net, RANDOM_TRUNK_SEED)
+        self.model = model.eval().to(self.device)
+
+    def describe(self) -> dict:
+        trunk = f"random (seed {RANDOM_TRUNK_SEED})" if self.random_trunk else "torchvision ImageNet"
+        return {"net": self.net, "version": "0.1", "trunk": trunk, "input_range": "[-1, 1]"}
+
+    @torch.inference_mode()
+    def distance(self, a: Image.Image, b: Image.Image) -> float:
+        if a.size != b.size:
+            raise ValueError(f"LPIPS needs equal sizes, got {a.size} and {b.size}")
+        x = to_lpips_tensor(a).to(self.device)
+        y = to_lpips_tensor(b).to(self.device)
+        return float(self.model(x, y).flatten()[0])

@@ -1,0 +1,44 @@
+"""The metric registry. Each metric is a small class declaring its direction, range and needed inputs.
+
+Python API on in-memory images::
+
+    from tvbench.metrics import score_images
+    score_images(edit, target=target, metrics=["ds_global_tgt", "lpips_tgt"], backbone="random-tiny")
+
+and on precomputed features: :mod:`tvbench.metrics.functional`.
+"""
+
+from __future__ import annotations
+
+from tvbench.metrics.base import ERROR, MISSING, NOT_APPLICABLE, OK, STATUSES, Metric, MetricResult
+from tvbench.registry import Registry
+
+METRICS: Registry[type[Metric]] = Registry("metric")
+METRICS.register("ds_global_tgt", "tvbench.metrics.dino:DSGlobalTarget")
+METRICS.register("lpips_tgt", "tvbench.metrics.lpips:LpipsTarget")
+
+# Column order of the paper's Table 1; metrics not listed follow in registry order.
+TABLE1_ORDER = ("ds_global_tgt", "ds_local_tgt", "lpips_tgt", "md_s", "md_d", "pf", "cp")
+IMAGE_MODELS = frozenset({"dino", "lpips"})
+
+
+def get_metric(name: str) -> Metric:
+    return METRICS.load(name)()
+
+
+def default_metrics() -> list[str]:
+    """Every metric computable from images alone (judge metrics need a server, so they are opt-in)."""
+    return [name for name in METRICS.names() if METRICS.load(name).models <= IMAGE_MODELS]
+
+
+def __getattr__(name: str):
+    # score_images lives with the scorer (it loads models); imported lazily to avoid an import cycle.
+    if name == "score_images":
+        from tvbench.scoring import score_images
+
+        return score_images
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["ERROR", "METRICS", "MISSING", "NOT_APPLICABLE", "OK", "STATUSES", "TABLE1_ORDER", "Metric",
+           "MetricResult", "default_metrics", "get_metric", "score_images"]
