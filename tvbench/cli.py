@@ -1,0 +1,243 @@
+"""The ``tvbench`` command line: run -> score -> report, plus gate, ls, validate and data.
+
+Every command is a thin layer over the library. Errors a user can fix print one line and exit 2; a run
+or a gate that found failures exits 1; anything else is a bug and says how to get its traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tvbench.errors import ConfigError, TvbenchError, one_line
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Benchmark and evaluation harness for text-vision co-instructed image editing (TV-Edit-Bench).")
+data_app = typer.Typer(no_args_is_help=True, help="Convert benchmarks between formats.")
+app.add_typer(data_app, name="data")
+
+console = Console()
+
+
+def say(message: str) -> None:
+    """A plain line on stderr: never wrapped, never styled (one error = one line, also in logs)."""
+    typer.echo(message, err=True)
+
+
+def _split(text: str | None) -> list[str]:
+    return [item.strip() for item in (text or "").split(",") if item.strip()]
+
+
+def _parse_settings(items: list[str]) -> dict[str, str]:
+    settings = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        settings[key.strip()] = value
+    return settings
+
+
+@app.command()
+def run(
+    method: str = typer.Option(..., "--method", "-m", help="Method name; several as a comma-separated list."),
+    bench: str = typer.Option("sample", "--bench", "-b", help="'sample', a benchmark folder, or hf:ID[@split]."),
+    out: Path = typer.Option(Path("results"), "--out", "-o", help="Results root; each method writes <out>/<run name>/."),
+    limit: Optional[int] = typer.Option(None, help="Run only the first N selected cases."),
+    cases: Optional[str] = typer.Option(None, help="Comma-separated case ids to run."),
+    shard: Optional[str] = typer.Option(None, help="K/N: run the K-th of N shards (by a hash of the case id)."),
+    seed: int = typer.Option(0, help="Seed passed to the method for every case."),
+    settings: list[str] = typer.Option([], "--set", help="Method option key=value (repeatable)."),
+    run_name: Optional[str] = typer.Option(None, help="Folder name of the run (default: the method name)."),
+    overwrite: bool = typer.Option(False, help="Replace an existing, different run in the same folder."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Edit every case of a benchmark with a method. Resumable: a rerun skips finished cases."""
+    from tvbench.cases import load_benchmark
+    from tvbench.methods import create_method
+    from tvbench.runner import Shard, run_method
+
+    names = _split(method)
+    if run_name and len(names) > 1:
+        raise ConfigError("--run-name needs a single --method")
+    options = _parse_settings(settings)
+    methods = [create_method(name, options) for name in names]  # fail on bad options before any work
+    benchmark = load_benchmark(bench, progress=not quiet)
+    failed = 0
+    for m in methods:
+        report = run_method(m, benchmark, out, run_name=run_name, seed=seed, case_ids=_split(cases) or None,
+                            limit=limit, shard=Shard.parse(shard) if shard else None, overwrite=overwrite,
+                            progress=not quiet)
+        failed += len(report.failed)
+        say(f"{report.run_dir}: {report.done} edited, {report.skipped} already done, "
+            f"{len(report.failed)} failed (of {report.selected} selected)")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def score(
+    results: Path = typer.Argument(Path("results"), help="Results root (method folders) or one folder of edits."),
+    bench: Optional[str] = typer.Option(None, "--bench", "-b", help="Benchmark, needed for edits made elsewhere."),
+    metrics: Optional[str] = typer.Option(None, help="Comma-separated metric names (default: all image metrics)."),
+    backbone: Optional[str] = typer.Option(None, help="DINOv3: hub id (timm or transformers) or local folder."),
+    resolution: Optional[int] = typer.Option(None, help="Long side in pixels of the images fed to DINOv3."),
+    lpips_net: str = typer.Option("alex", help="LPIPS network: alex, vgg or squeeze."),
+    smoke: bool = typer.Option(False, help="Random-weight networks: an offline pipeline check, not paper numbers."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, mps."),
+    dtype: str = typer.Option("float32", help="DINOv3 precision: float32, bfloat16 or float16."),
+    rescore: bool = typer.Option(False, help="Recompute every row instead of reusing earlier ones."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Score every method folder with the TV-Edit-Bench metrics; writes scores.jsonl and summary.json."""
+    from tvbench.features import DEFAULT_BACKBONE, DEFAULT_RESOLUTION
+    from tvbench.report import build_leaderboard, render
+    from tvbench.scoring import SCORES_FILE, SUMMARY_FILE, ScoringConfig, score_results
+
+    if smoke and backbone:
+        raise ConfigError("--smoke uses its own random backbone; drop --backbone or --smoke")
+    config = ScoringConfig(metrics=_split(metrics) or None, backbone=backbone or DEFAULT_BACKBONE,
+                           resolution=resolution or DEFAULT_RESOLUTION, lpips_net=lpips_net, smoke=smoke,
+                           device=device, dtype=dtype, rescore=rescore)
+    summary = score_results(results, config, bench_spec=bench, progress=not quiet)
+    typer.echo(render(build_leaderboard(summary), "markdown"), nl=False)
+    say(f"wrote {results / SCORES_FILE} and {results / SUMMARY_FILE}")
+
+
+@app.command()
+def report(
+    results: Path = typer.Argument(Path("results"), help="Results root holding summary.json, or the file itself."),
+    fmt: str = typer.Option("markdown", "--format", "-f", help="markdown, latex, csv, json or html."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+) -> None:
+    """Print the leaderboard (best in bold, second underlined, coverage where partial)."""
+    from tvbench.io import atomic_write_text
+    from tvbench.report import build_leaderboard, load_summary, render
+
+    text = render(build_leaderboard(load_summary(results)), fmt)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        atomic_write_text(output, text)
+        say(f"wrote {output}")
+
+
+@app.command()
+def gate(
+    scores: Path = typer.Argument(..., help="summary.json (or the results folder holding it) to check."),
+    baseline: Path = typer.Option(..., "--baseline", help="The summary.json to compare against."),
+    tolerance: list[str] = typer.Option([], help="METRIC=VALUE, or VALUE for every metric (default 1e-4)."),
+    two_sided: bool = typer.Option(False, help="Also fail when a score got better (detects any drift)."),
+) -> None:
+    """Exit 1 when any method's metric is worse than the baseline beyond tolerance."""
+    from tvbench.gate import run_gate
+    from tvbench.report import load_summary
+
+    findings = run_gate(load_summary(scores), load_summary(baseline), tolerance, two_sided)
+    table = Table("method", "metric", "baseline", "current", "verdict", title="tvbench gate")
+    for f in findings:
+        fmt = lambda v: "–" if v is None else f"{v:.6f}"  # noqa: E731
+        verdict = "[green]pass[/green]" if f.passed else f"[red]FAIL[/red] {f.message}"
+        table.add_row(f.method, f.metric, fmt(f.baseline), fmt(f.current), verdict)
+    console.print(table)
+    failures = [f for f in findings if not f.passed]
+    for f in failures:
+        say(f"FAIL {f.method} {f.metric}: {f.message}")
+    if failures:
+        raise typer.Exit(1)
+    say(f"gate passed: {len(findings)} comparisons")
+
+
+@app.command("ls")
+def list_components(what: str = typer.Argument("all", help="methods, metrics or all.")) -> None:
+    """List methods (inputs as in Table 1, availability) and metrics (direction, range, needs)."""
+    if what not in ("all", "methods", "metrics"):
+        raise ConfigError(f"tvbench ls {what!r}: choose methods, metrics or all")
+    if what in ("all", "methods"):
+        from tvbench.methods import list_methods
+
+        table = Table("method", "input", "available", "about", title="methods (input: M mask, P prompt, "
+                      "T trajectory, I instruction, GT ground truth)")
+        for info in list_methods():
+            status = "[green]yes[/green]" if info.available else "[red]no[/red]"
+            table.add_row(info.name, info.inputs, status, info.summary if info.available else info.reason)
+        console.print(table)
+    if what in ("all", "metrics"):
+        from tvbench.metrics import METRICS
+
+        table = Table("metric", "label", "better", "range", "needs", "paper", title="metrics")
+        for name in METRICS.names():
+            spec = METRICS.load(name)
+            low, high = spec.range
+            table.add_row(name, spec.label, "higher ↑" if spec.higher_is_better else "lower ↓", f"[{low:g}, {high:g}]",
+                          ", ".join(sorted(spec.requires | spec.models)), spec.reference)
+        console.print(table)
+
+
+@app.command()
+def validate(bench: str = typer.Argument(..., help="'sample', a benchmark folder, or hf:ID[@split].")) -> None:
+    """Check every case of a benchmark; print one line per problem; exit 1 if any."""
+    from tvbench.cases.loaders import read_benchmark
+
+    benchmark = read_benchmark(bench)
+    problems = benchmark.validate()
+    for problem in problems:
+        say(f"{bench}: {problem}")
+    if problems:
+        say(f"{len(problems)} problem(s) found")
+        raise typer.Exit(1)
+    typer.echo(f"{bench}: {len(benchmark)} cases OK, hash {benchmark.hash}")
+
+
+@data_app.command("export")
+def export(
+    bench: str = typer.Argument(..., help="'sample', a benchmark folder, or hf:ID[@split]."),
+    out: Path = typer.Argument(..., help="Destination folder."),
+    fmt: str = typer.Option("folder", "--format", "-f", help="folder (cases.jsonl + images) or hf (save_to_disk)."),
+    overwrite: bool = typer.Option(False, help="Replace an existing benchmark at the destination."),
+) -> None:
+    """Write a benchmark in the folder format or as a Hugging Face dataset."""
+    from tvbench.cases import load_benchmark, write_folder, write_hf
+
+    benchmark = load_benchmark(bench)
+    if fmt == "folder":
+        write_folder(benchmark, out, overwrite=overwrite)
+    elif fmt == "hf":
+        if out.exists() and any(out.iterdir()) and not overwrite:
+            raise TvbenchError(f"{out}: not empty; pass --overwrite to replace it")
+        write_hf(benchmark, out)
+    else:
+        raise ConfigError(f"--format {fmt!r}: choose folder or hf")
+    say(f"wrote {len(benchmark)} cases to {out} ({fmt}), hash {benchmark.hash}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: one-line errors, meaningful exit codes."""
+    try:
+        code = app(args=argv, standalone_mode=False)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        say("interrupted; rerun the same command to continue where it stopped")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except TvbenchError as exc:
+        say(f"error: {exc}")
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        if os.environ.get("TVBENCH_DEBUG"):
+            raise
+        say(f"internal error: {one_line(exc)} (set TVBENCH_DEBUG=1 to see the traceback)")
+        sys.exit(3)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()
