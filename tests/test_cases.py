@@ -77,6 +77,7 @@ MALFORMED = {
     "traversal id": (_set("id", "../escape"), "id"),
     "slash id": (_set("id", "a/b"), "id"),
     "empty id": (_set("id", ""), "id"),
+    "number id": (_set("id", 123), "id: must be a string, got 123"),
     "duplicate id": (_set("id", "case-0"), "duplicates"),
     "case-insensitive duplicate": (_set("id", "CASE-0"), "case-insensitive"),
     "unknown field": (_set("instrucion", "typo"), "instrucion"),
@@ -140,6 +141,12 @@ def test_broken_cases_file(tmp_path, content, expected):
     with pytest.raises((InvalidBenchmark, BenchmarkError)) as info:
         load_benchmark(root)
     assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+def test_byte_order_mark_is_tolerated(small_bench):
+    path = small_bench / "cases.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert len(load_benchmark(small_bench)) == 3
 
 
 def test_not_a_benchmark(tmp_path):

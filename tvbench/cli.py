@@ -231,6 +231,9 @@ def main(argv: list[str] | None = None) -> None:
     except TvbenchError as exc:
         say(f"error: {exc}")
         sys.exit(exc.exit_code)
+    except OSError as exc:  # a file the user named cannot be read or written (permissions, disk full, ...)
+        say(f"error: {one_line(exc)}")
+        sys.exit(2)
     except Exception as exc:
         if os.environ.get("TVBENCH_DEBUG"):
             raise

@@ -40,8 +40,10 @@ DragPair = tuple[float, float, float, float]
 
 def check_case_id(case_id: Any, line: int | None = None) -> str:
     """Ids become file names (``<id>.png``), so only a conservative alphabet is accepted."""
-    if not isinstance(case_id, str) or not case_id:
-        raise CaseError(None, "id", "missing or empty; every case needs a string id", line=line)
+    if case_id is None or case_id == "":
+        raise CaseError(None, "id", "missing or empty; every case needs an id", line=line)
+    if not isinstance(case_id, str):
+        raise CaseError(None, "id", f"must be a string, got {case_id!r}", line=line)
     if len(case_id) > MAX_ID_LENGTH:
         raise CaseError(case_id[:40] + "...", "id", f"longer than {MAX_ID_LENGTH} characters", line=line)
     if not _ID_PATTERN.fullmatch(case_id):

@@ -52,7 +52,7 @@ def read_folder(root: Path, spec: str | None = None) -> Benchmark:
     if not cases_path.is_file():
         raise BenchmarkError(f"{root}: no {CASES_FILE} here; a folder benchmark needs one case per line in it")
     try:
-        text = cases_path.read_text(encoding="utf-8")
+        text = cases_path.read_text(encoding="utf-8-sig")  # tolerate a byte-order mark from Windows editors
     except UnicodeDecodeError as exc:
         raise BenchmarkError(f"{cases_path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     info = _read_info(root)

@@ -184,6 +184,12 @@ def _rounded(value: float) -> float:
     return round(value, POINT_DECIMALS)
 
 
+def _drag_of(transform: Transform, handle: tuple[float, float]) -> tuple[float, float]:
+    """The (rounded) displacement ``transform`` gives ``handle``: the one drag a semantic group shares."""
+    target = [_rounded(v) for v in transform.forward(*handle)]
+    return _rounded(target[0] - handle[0]), _rounded(target[1] - handle[1])
+
+
 def case_specs() -> list[CaseSpec]:
     """Every case, in the order of ``cases.jsonl``."""
     specs: list[CaseSpec] = []
@@ -191,6 +197,15 @@ def case_specs() -> list[CaseSpec]:
     def add(case_id: str, subtask: str, group: str | None, instruction: str, scene: Scene, transform: Transform,
             *handles: str) -> None:
         specs.append(CaseSpec(case_id, subtask, group, instruction, scene, transform, handles))
+
+    def add_semantic(group: str, scene: Scene, anchor: str, move: str, edit: tuple[str, str, Transform],
+                     bend: tuple[str, str, tuple[float, float]]) -> None:
+        """Three cases with one drag: a move, ``edit`` (whose drag it is) and a bend about ``bend``'s base."""
+        handle = scene.obj.anchor(anchor)
+        drag = _drag_of(edit[2], handle)
+        add(f"{group}-move", "semantic", group, move, scene, Translate(*drag), anchor)
+        add(f"{group}-{edit[0]}", "semantic", group, edit[1], scene, edit[2], anchor)
+        add(f"{group}-{bend[0]}", "semantic", group, bend[1], scene, Bend(*drag, base=bend[2], handle=handle), anchor)
 
     # --- real: two edits of each kind, each on its own scene
     ball = Scene("ball-lawn", 320, 224, "grass", _ball_dots(), "an orange polka-dot ball on a lawn")
@@ -247,25 +262,15 @@ def case_specs() -> list[CaseSpec]:
                         bands=(0.8, -0.6)),
                   "a table lamp with a blue and white striped shade on a wooden table")
     pivot = lamp2.obj.origin  # the bottom of the foot: the lamp tips over about it
-    handle = lamp2.obj.anchor("shade")
-    tilt = Rotate(24.0, *pivot)
-    target = tuple(_rounded(v) for v in tilt.forward(*handle))
-    drag = (_rounded(target[0] - handle[0]), _rounded(target[1] - handle[1]))
-    add("sem-lamp-move", "semantic", "sem-lamp", "Move the lamp to the right", lamp2, Translate(*drag), "shade")
-    add("sem-lamp-tilt", "semantic", "sem-lamp", "Tilt the lamp clockwise", lamp2, tilt, "shade")
-    add("sem-lamp-bend", "semantic", "sem-lamp", "Bend the top of the lamp to the right", lamp2,
-        Bend(*drag, base=(pivot[0], pivot[1] - 14.0), handle=handle), "shade")  # base: top of the foot
+    add_semantic("sem-lamp", lamp2, "shade", "Move the lamp to the right",
+                 ("tilt", "Tilt the lamp clockwise", Rotate(24.0, *pivot)),
+                 ("bend", "Bend the top of the lamp to the right", (pivot[0], pivot[1] - 14.0)))  # top of the foot
 
     flower2 = Scene("flower-wallpaper", 256, 256, "wallpaper",
                     _flower((140.0, 232.0), ["#f9a825", "#fdd835", "#fff59d", "#6d4c41"], 221),
                     "a yellow flower with a green stem in front of a striped wallpaper")
     base = flower2.obj.origin
-    head = flower2.obj.anchor("head")
-    grow = Scale(1.3, *base)
-    target = tuple(_rounded(v) for v in grow.forward(*head))
-    drag = (_rounded(target[0] - head[0]), _rounded(target[1] - head[1]))
-    add("sem-flower-move", "semantic", "sem-flower", "Move the flower up", flower2, Translate(*drag), "head")
-    add("sem-flower-enlarge", "semantic", "sem-flower", "Make the flower bigger", flower2, grow, "head")
-    add("sem-flower-stretch", "semantic", "sem-flower", "Make the flower's stem longer", flower2,
-        Bend(*drag, base=base, handle=head), "head")
+    add_semantic("sem-flower", flower2, "head", "Move the flower up",
+                 ("enlarge", "Make the flower bigger", Scale(1.3, *base)),
+                 ("stretch", "Make the flower's stem longer", base))
     return specs

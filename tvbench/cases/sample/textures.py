@@ -163,6 +163,12 @@ class Wood:
         return np.clip(colour, 0.0, 1.0)
 
 
+def _shaded(colours: np.ndarray, index: np.ndarray, grain: np.ndarray, low: float = 0.78,
+            span: float = 0.44) -> np.ndarray:
+    """Palette colours picked by ``index``, darkened or lightened by ``grain`` (in [0, 1]) for a fabric-like look."""
+    return np.clip(colours[index] * (low + span * grain)[:, None], 0.0, 1.0)
+
+
 @dataclass(frozen=True, eq=False)
 class Stripes:
     """Bands of ``colours`` across direction ``(cos_a, sin_a)``, with wavy edges and a fine grain."""
@@ -177,7 +183,7 @@ class Stripes:
         grain = self.grain(x, y)
         u = (x * self.direction[0] + y * self.direction[1] + self.wobble * (grain - 0.5)) / self.period
         index = np.floor(u).astype(np.int64) % len(self.colours)
-        return np.clip(self.colours[index] * (0.78 + 0.44 * grain)[:, None], 0.0, 1.0)
+        return _shaded(self.colours, index, grain)
 
 
 @dataclass(frozen=True, eq=False)
@@ -190,7 +196,7 @@ class Checker:
 
     def __call__(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         parity = (np.floor(x / self.size) + np.floor(y / self.size)).astype(np.int64) % 2
-        return np.clip(self.colours[parity] * (0.75 + 0.5 * self.grain(x, y))[:, None], 0.0, 1.0)
+        return _shaded(self.colours, parity, self.grain(x, y), low=0.75, span=0.5)
 
 
 @dataclass(frozen=True, eq=False)
@@ -205,7 +211,7 @@ class Rings:
         grain = self.grain(x, y)
         radius = np.sqrt(x * x + y * y) + 2.0 * (grain - 0.5)
         index = np.floor(radius / self.period).astype(np.int64) % len(self.colours)
-        return np.clip(self.colours[index] * (0.78 + 0.44 * grain)[:, None], 0.0, 1.0)
+        return _shaded(self.colours, index, grain)
 
 
 @dataclass(frozen=True, eq=False)
