@@ -151,6 +151,9 @@ def test_feature_store_computes_each_distinct_image_once():
     assert store.forwards == 2
     assert store.get(same_as_a) is store.get(a)
     assert store.forwards == 2
+    finer = store.get(a, resolution=128)  # another resolution is another forward pass, cached as well
+    assert finer.patches.shape[:2] == (5, 8) and store.get(a).patches.shape[:2] == (3, 4)
+    assert store.get(a, resolution=128) is finer and store.forwards == 3
 
 
 def test_lpips_random_trunk_is_deterministic_and_zero_on_equal_images():

@@ -127,6 +127,19 @@ def test_missing_resized_and_corrupt_edits(results):
     assert summary["methods"]["identity"]["resized_edits"] == 1
 
 
+def test_cases_without_target_are_not_applicable_even_without_an_edit(tmp_path):
+    from conftest import shifted_cases, write_bench
+
+    records, images = shifted_cases(n=2)
+    del records[1]["target"]
+    bench = load_benchmark(write_bench(tmp_path / "b", records, images))
+    run_method(create_method("oracle"), bench, tmp_path / "out", progress=False)  # fails on case-1: no image
+    summary = score_results(tmp_path / "out", SMOKE, progress=False)
+    stats = summary["methods"]["oracle"]["metrics"]["lpips_tgt"]
+    assert (stats["n"], stats["applicable"], stats["coverage"]) == (1, 1, 1.0)
+    assert stats["status_counts"]["not_applicable"] == 1 and stats["status_counts"]["missing"] == 0
+
+
 def test_a_changed_benchmark_is_refused(small_bench, results):
     path = small_bench / "img/case-0.tgt.png"
     array = np.asarray(Image.open(path)).copy()

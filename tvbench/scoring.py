@@ -149,6 +149,15 @@ class Scorer:
                 MetricResult(None, ERROR, "the metric produced a non-finite number")
         return results
 
+    def without_edit(self, case: Case) -> dict[str, MetricResult]:
+        """Results for a case the method left without an image: missing, unless the metric does not apply."""
+        results = {}
+        for metric in self.metrics:
+            reason = metric.not_applicable_reason(case)
+            results[metric.name] = MetricResult(None, NOT_APPLICABLE, reason) if reason else \
+                MetricResult(None, MISSING, "no edit image")
+        return results
+
     def score_images(self, edit: Image.Image, *, target: Image.Image | None = None,
                      source: Image.Image | None = None) -> dict[str, MetricResult]:
         """Score one in-memory edit; ``source`` defaults to nothing but is needed by source-referenced metrics."""
@@ -292,8 +301,8 @@ def _score_case(scorer: Scorer, case: Case, runs: list[MethodRun], memo: ScoreMe
     for run in runs:
         path = run.edit_path(case.id)
         if not path.is_file():
-            rows += [_row(run, case, m.name, scorer.keys[m.name], MetricResult(None, MISSING, "no edit image"), None,
-                          False) for m in scorer.metrics]
+            rows += [_row(run, case, name, scorer.keys[name], result, None, False)
+                     for name, result in scorer.without_edit(case).items()]
             continue
         sha = _file_sha(path)
         todo = []
