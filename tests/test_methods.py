@@ -7,7 +7,6 @@ import dataclasses
 import numpy as np
 import pytest
 from conftest import textured, write_bench
-from PIL import Image
 
 from tvbench.cases import load_benchmark
 from tvbench.errors import CaseError, ConfigError
@@ -36,8 +35,9 @@ def test_table1_letters():
 
 def test_identity_and_oracle(bench):
     case = bench["case-1"]
-    assert np.array_equal(np.asarray(create_method("identity").edit(case, seed=0)), np.asarray(case.open_image("source")))
-    assert np.array_equal(np.asarray(create_method("oracle").edit(case, seed=0)), np.asarray(case.open_image("target")))
+    for name, role in (("identity", "source"), ("oracle", "target")):
+        edited = create_method(name).edit(case, seed=0)
+        assert np.array_equal(np.asarray(edited), np.asarray(case.open_image(role)))
     with pytest.raises(CaseError, match="oracle needs a ground-truth target"):
         create_method("oracle").edit(dataclasses.replace(case, target=None), seed=0)
 

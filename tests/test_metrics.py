@@ -41,7 +41,8 @@ def test_cosine_matches_an_independent_float64_implementation():
     rng = np.random.default_rng(3)
     for _ in range(20):
         a, b = rng.standard_normal(384).astype(np.float32), rng.standard_normal(384).astype(np.float32)
-        expected = float(np.dot(a.astype(np.float64), b) / (np.linalg.norm(a.astype(np.float64)) * np.linalg.norm(b.astype(np.float64))))
+        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        expected = float(np.dot(a64, b64) / (np.linalg.norm(a64) * np.linalg.norm(b64)))
         assert cosine(torch.from_numpy(a), torch.from_numpy(b)) == pytest.approx(expected, abs=1e-12)
 
 

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,7 +131,7 @@ def test_case_selection(bench):
 def test_a_different_run_in_the_same_folder_is_refused(bench, tmp_path):
     run_method(create_method("tps-warp"), bench, tmp_path, progress=False)
     other = create_method("tps-warp", {"anchor_spacing": "16"})
-    with pytest.raises(ResultsError, match="config_hash"):
+    with pytest.raises(ResultsError, match=r"options differ: anchor_spacing 32.0 -> 16.0"):
         run_method(other, bench, tmp_path, progress=False)
     with pytest.raises(ResultsError, match="seed"):
         run_method(create_method("tps-warp"), bench, tmp_path, seed=1, progress=False)

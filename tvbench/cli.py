@@ -49,7 +49,7 @@ def _parse_settings(items: list[str]) -> dict[str, str]:
 def run(
     method: str = typer.Option(..., "--method", "-m", help="Method name; several as a comma-separated list."),
     bench: str = typer.Option("sample", "--bench", "-b", help="'sample', a benchmark folder, or hf:ID[@split]."),
-    out: Path = typer.Option(Path("results"), "--out", "-o", help="Results root; each method writes <out>/<run name>/."),
+    out: Path = typer.Option(Path("results"), "--out", "-o", help="Results root; a run writes <out>/<run name>/."),
     limit: Optional[int] = typer.Option(None, help="Run only the first N selected cases."),
     cases: Optional[str] = typer.Option(None, help="Comma-separated case ids to run."),
     shard: Optional[str] = typer.Option(None, help="K/N: run the K-th of N shards (by a hash of the case id)."),

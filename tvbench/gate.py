@@ -68,7 +68,8 @@ def _compare_metric(method: str, metric: str, base: dict, cur: dict | None, high
     mean = cur.get("mean")
     if (cur.get("coverage") or 0) < (base.get("coverage") or 0) - 1e-12:
         return Finding(method, metric, base_mean, mean, False,
-                       f"coverage fell from {base.get('n')}/{base.get('applicable')} to {cur.get('n')}/{cur.get('applicable')}")
+                       f"coverage fell from {base.get('n')}/{base.get('applicable')} "
+                       f"to {cur.get('n')}/{cur.get('applicable')}")
     if base_mean is None or mean is None:
         same = base_mean is None and mean is None
         return Finding(method, metric, base_mean, mean, same, "no value on both sides" if same else "value missing")
@@ -79,7 +80,8 @@ def _compare_metric(method: str, metric: str, base: dict, cur: dict | None, high
                        f"worse by {worse_by:.6g} > tolerance {tolerance:g} ({direction})")
     if two_sided and -worse_by > tolerance:
         return Finding(method, metric, base_mean, mean, False,
-                       f"changed (better by {-worse_by:.6g} > tolerance {tolerance:g}); update the baseline if intended")
+                       f"changed (better by {-worse_by:.6g} > tolerance {tolerance:g}); "
+                       "update the baseline if intended")
     return Finding(method, metric, base_mean, mean, True, f"within {tolerance:g}")
 
 

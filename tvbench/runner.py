@@ -31,7 +31,6 @@ from tvbench.io import (PARTIAL_PREFIX, append_jsonl, atomic_save_png, atomic_wr
 from tvbench.methods import Method, input_letters, restrict_case
 from tvbench.progress import stderr, track
 from tvbench.provenance import environment, now
-from tvbench.registry import suggest
 
 log = logging.getLogger(__name__)
 
@@ -99,12 +98,22 @@ def run_identity(method: Method, bench: Benchmark, seed: int) -> dict:
             "benchmark_hash": bench.hash}
 
 
+def _difference(manifest: dict, identity: dict, key: str) -> str:
+    if key == "config_hash":
+        before = manifest.get("config", {}).get("options", {})
+        after = identity["config"]["options"]
+        changed = [f"{name} {before.get(name)!r} -> {after.get(name)!r}" for name in sorted(set(before) | set(after))
+                   if before.get(name) != after.get(name)]
+        if changed:
+            return "options differ: " + ", ".join(changed)
+    return f"{key}: {manifest.get(key)!r}, this run: {identity[key]!r}"
+
+
 def _check_compatible(run_dir: Path, manifest: dict, identity: dict) -> None:
     for key in _IDENTITY_FIELDS:
         if manifest.get(key) != identity[key]:
-            raise ResultsError(
-                f"{run_dir} holds a different run ({key}: {manifest.get(key)!r}, this run: {identity[key]!r}); "
-                "choose another --run-name or --out, or pass --overwrite to replace it")
+            raise ResultsError(f"{run_dir} holds a different run ({_difference(manifest, identity, key)}); "
+                               "choose another --run-name or --out, or pass --overwrite to replace it")
 
 
 def read_manifest(run_dir: Path) -> dict | None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
@@ -27,7 +27,8 @@ from tvbench.errors import ConfigError, ResultsError, one_line
 from tvbench.features import DEFAULT_BACKBONE, DEFAULT_RESOLUTION, DinoBackbone, FeatureStore, LpipsModel, pick_device
 from tvbench.io import (append_jsonl, atomic_write_json, atomic_write_text, config_hash, finite_or_none, iter_files,
                         jsonl_line, read_jsonl)
-from tvbench.metrics import ERROR, MISSING, NOT_APPLICABLE, OK, STATUSES, Metric, MetricResult, default_metrics, get_metric
+from tvbench.metrics import (ERROR, MISSING, NOT_APPLICABLE, OK, STATUSES, Metric, MetricResult, default_metrics,
+                             get_metric)
 from tvbench.progress import track
 from tvbench.provenance import environment, now
 from tvbench.runner import read_manifest
@@ -167,7 +168,8 @@ class Scorer:
 
 
 def score_images(edit: Image.Image, *, target: Image.Image | None = None, source: Image.Image | None = None,
-                 metrics: list[str] | None = None, backbone: str = DEFAULT_BACKBONE, **options) -> dict[str, MetricResult]:
+                 metrics: list[str] | None = None, backbone: str = DEFAULT_BACKBONE,
+                 **options) -> dict[str, MetricResult]:
     """Score one in-memory edit with freshly loaded networks (keep a :class:`Scorer` to score many)."""
     scorer = Scorer(ScoringConfig(metrics=metrics, backbone=backbone, **options))
     return scorer.score_images(edit, target=target, source=source)

@@ -100,7 +100,7 @@ def read_hf(source: str, split: str | None = None, spec: str | None = None) -> B
 
 
 def to_hf_dataset(bench: Benchmark):
-    """The benchmark as a ``datasets.Dataset`` with image bytes embedded (ready for ``save_to_disk``/``push_to_hub``)."""
+    """The benchmark as a ``datasets.Dataset`` with image bytes embedded (for ``save_to_disk`` or ``push_to_hub``)."""
     datasets = _datasets()
     columns: dict[str, list] = {name: [] for name in RECORD_FIELDS}
     for case in bench.cases:
