@@ -116,6 +116,13 @@ def test_malformed_case_is_one_line_naming_case_and_field(tmp_path, name):
         assert all("case" in str(e) for e in info.value.errors)
 
 
+def test_symlink_loop_is_a_case_error(tmp_path):
+    root = _mutated(tmp_path, _set("target", "img/loop.png"))
+    (root / "img/loop.png").symlink_to("loop.png")
+    with pytest.raises(InvalidBenchmark, match=r"line 2: case 'case-1': target: cannot resolve"):
+        load_benchmark(root)
+
+
 def test_corrupt_and_truncated_images(tmp_path):
     root = _mutated(tmp_path, lambda r, i: None)
     (root / "img/case-1.tgt.png").write_bytes(b"not an image at all")

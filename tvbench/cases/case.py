@@ -180,7 +180,12 @@ def parse_case(raw: Any, resolve_image: ImageResolver, line: int | None = None) 
                         "(put anything else under 'meta')", line=line)
     if raw.get("source") is None:
         raise CaseError(case_id, "source", "missing; every case needs a source image", line=line)
-    images = {name: resolve_image(case_id, name, raw[name]) for name in IMAGE_FIELDS if raw.get(name) is not None}
+    try:
+        images = {name: resolve_image(case_id, name, raw[name]) for name in IMAGE_FIELDS if raw.get(name) is not None}
+    except CaseError as exc:
+        if exc.line is not None or line is None:
+            raise
+        raise CaseError(exc.case_id, exc.field, exc.problem, line=line) from None
     subtask = raw.get("subtask")
     if subtask is not None and subtask not in SUBTASKS:
         raise CaseError(case_id, "subtask", f"must be one of {', '.join(SUBTASKS)} (or absent), got {subtask!r}",

@@ -36,7 +36,10 @@ def _folder_resolver(root: Path):
         relative = Path(value)
         if relative.is_absolute():
             raise CaseError(case_id, field, f"{value!r} is absolute; paths must be relative to the benchmark folder")
-        path = (resolved_root / relative).resolve()
+        try:
+            path = (resolved_root / relative).resolve()
+        except (OSError, RuntimeError) as exc:  # a symlink loop, an unreadable folder
+            raise CaseError(case_id, field, f"cannot resolve {value!r} ({exc})") from None
         if not path.is_relative_to(resolved_root):
             raise CaseError(case_id, field, f"{value!r} points outside the benchmark folder")
         return ImageRef(label=value, path=path)
