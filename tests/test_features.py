@@ -156,6 +156,17 @@ def test_feature_store_computes_each_distinct_image_once():
     assert store.get(a, resolution=128) is finer and store.forwards == 3
 
 
+def test_feature_store_memory_is_bounded():
+    store = FeatureStore(DinoBackbone.from_pretrained("random-tiny", device="cpu"), resolution=32, max_items=2)
+    a, b, c = images(3)
+    store.get(a), store.get(b), store.get(a), store.get(c)  # c evicts b, the least recently used
+    assert store.forwards == 3
+    store.get(a)
+    assert store.forwards == 3
+    store.get(b)
+    assert store.forwards == 4
+
+
 def test_lpips_random_trunk_is_deterministic_and_zero_on_equal_images():
     a, b = images(2)
     first, second = LpipsModel("alex", random_trunk=True), LpipsModel("alex", random_trunk=True)

@@ -95,6 +95,28 @@ def test_features_are_computed_once_per_distinct_image(results, monkeypatch):
     assert sum(forwards) == 3 * 3
 
 
+def test_an_image_shared_by_cases_is_encoded_once(tmp_path, monkeypatch):
+    from conftest import shifted_cases, write_bench
+
+    from tvbench.features import FeatureStore
+
+    records, images = shifted_cases(n=2)
+    records[1]["source"] = records[0]["source"]  # a magnitude group: one source, two targets
+    records[1]["mask_source"] = records[0]["mask_source"]
+    bench = load_benchmark(write_bench(tmp_path / "b", records, images))
+    run_method(create_method("identity"), bench, tmp_path / "out", progress=False)
+    stores = []
+    original = FeatureStore.__init__
+
+    def keep(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        stores.append(self)
+
+    monkeypatch.setattr(FeatureStore, "__init__", keep)
+    score_results(tmp_path / "out", SMOKE, progress=False)
+    assert [store.forwards for store in stores] == [3]  # two targets and the one shared source
+
+
 def test_outside_edits_need_the_benchmark(small_bench, results, tmp_path):
     mine = tmp_path / "my-method"
     mine.mkdir()

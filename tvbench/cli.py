@@ -208,7 +208,7 @@ def export(
 
     benchmark = load_benchmark(bench)
     if fmt == "folder":
-        write_folder(benchmark, out, overwrite=overwrite)
+        write_folder(benchmark, out, overwrite=overwrite, progress=True)
     elif fmt == "hf":
         if out.exists() and any(out.iterdir()) and not overwrite:
             raise TvbenchError(f"{out}: not empty; pass --overwrite to replace it")

@@ -9,7 +9,8 @@ or any folder of ``<case_id>.png`` made elsewhere), scores each edit against its
                         metric configuration changed (or that failed), and a killed run loses nothing
 
 The loop runs case by case: the case's source and target are decoded once, every method's edit of that
-case is scored next to them, and each distinct image goes through each network once.
+case is scored next to them, and each distinct image goes through each network once (a bounded store of
+recent features also catches images shared across cases, such as a magnitude group's common source).
 """
 
 from __future__ import annotations
@@ -120,7 +121,10 @@ class Scorer:
     def models(self) -> dict[str, dict]:
         described: dict[str, dict] = {}
         if self.backbone is not None:
-            described["dino"] = {**self.backbone.describe(), "resolution": self.config.resolution}
+            resolution, patch = self.config.resolution, self.backbone.patch_size
+            described["dino"] = {**self.backbone.describe(), "resolution": resolution,
+                                 "input": f"long side {resolution} px, both sides multiples of {patch}, aspect kept, "
+                                          "bicubic"}
         if self.lpips is not None:
             described["lpips"] = self.lpips.describe()
         return described
@@ -295,9 +299,9 @@ def _row(run: MethodRun, case: Case, metric: str, key: str, result: MetricResult
             "detail": result.detail, "edit_sha": edit_sha, "resized": resized, "key": key}
 
 
-def _score_case(scorer: Scorer, case: Case, runs: list[MethodRun], memo: ScoreMemo) -> list[dict]:
+def _score_case(scorer: Scorer, case: Case, runs: list[MethodRun], memo: ScoreMemo,
+                store: FeatureStore | None) -> list[dict]:
     images = CaseImages(case)
-    store = scorer.new_store()
     rows: list[dict] = []
     pending: list[tuple[MethodRun, str, Image.Image, bool, list[Metric]]] = []
     for run in runs:
@@ -368,9 +372,10 @@ def score_results(results: Path, config: ScoringConfig | None = None, bench_spec
     bench = resolve_benchmark(runs, bench_spec, progress=progress)
     scorer = Scorer(config)
     memo = ScoreMemo(results / CACHE_FILE, enabled=not config.rescore)
+    store = scorer.new_store()
     rows: list[dict] = []
     for case in track(bench.cases, "scoring", enabled=progress):
-        rows += _score_case(scorer, case, runs, memo)
+        rows += _score_case(scorer, case, runs, memo, store)
     metric_names = [m.name for m in scorer.metrics]
     summary = {
         "schema_version": SCORES_SCHEMA_VERSION,

@@ -8,6 +8,7 @@ from typing import Iterator
 from tvbench.cases.case import Case, check_content
 from tvbench.errors import BenchmarkError, CaseError, InvalidBenchmark, UnknownNameError
 from tvbench.io import canonical_json, sha256_hex
+from tvbench.progress import track
 from tvbench.registry import suggest
 
 HASH_SCHEMA = 1
@@ -56,8 +57,6 @@ class Benchmark:
 
         Returns all problems found (one per case at most), never raising for a bad case.
         """
-        from tvbench.progress import track
-
         errors: list[CaseError] = list(self.read_errors)
         digests: dict[str, dict[str, str]] = {}
         for case in track(self.cases, "validating", enabled=progress):

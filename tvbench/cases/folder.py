@@ -18,6 +18,7 @@ from tvbench.cases.benchmark import Benchmark, build_benchmark
 from tvbench.cases.case import IMAGE_FIELDS, Case, ImageRef, parse_case
 from tvbench.errors import BenchmarkError, CaseError, TvbenchError
 from tvbench.io import atomic_write_json, atomic_write_text, read_json_object
+from tvbench.progress import track
 
 CASES_FILE = "cases.jsonl"
 INFO_FILE = "benchmark.json"
@@ -89,7 +90,7 @@ def _image_extension(data: bytes) -> str:
     return {"jpeg": ".jpg"}.get(fmt, "." + fmt)
 
 
-def write_folder(bench: Benchmark, out: Path, *, overwrite: bool = False) -> Path:
+def write_folder(bench: Benchmark, out: Path, *, overwrite: bool = False, progress: bool = False) -> Path:
     """Write ``bench`` in the folder format, copying image bytes unchanged (no re-encoding)."""
     out = Path(out)
     if (out / CASES_FILE).exists() and not overwrite:
@@ -99,7 +100,7 @@ def write_folder(bench: Benchmark, out: Path, *, overwrite: bool = False) -> Pat
         shutil.rmtree(images_dir)
     images_dir.mkdir(parents=True, exist_ok=True)
     lines = []
-    for case in bench.cases:
+    for case in track(bench.cases, "writing", enabled=progress):
         record = case.text_record()
         for role in IMAGE_FIELDS:
             ref = case.image(role)

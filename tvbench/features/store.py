@@ -1,6 +1,8 @@
-"""Features of each distinct image, computed once and shared by every metric and every method."""
+"""Features of each distinct image, computed once and shared by every metric, method and case."""
 
 from __future__ import annotations
+
+from collections import OrderedDict
 
 from PIL import Image
 
@@ -9,15 +11,18 @@ from tvbench.features.dino import DinoBackbone, ImageFeatures
 
 
 class FeatureStore:
-    """Keyed by pixel content, so identical images (an oracle's edit and the target) share one forward pass.
+    """Keyed by pixel content and resolution, so identical images share one forward pass: an oracle's edit and
+    the target, or the untouched source that a magnitude group's cases have in common.
 
-    The scorer keeps one store per case and drops it afterwards, so memory holds one case's features at a time.
+    It keeps the ``max_items`` most recently used entries, so scoring streams through a benchmark of any size
+    in bounded memory (the scorer visits a case's images together, and a group's cases one after another).
     """
 
-    def __init__(self, backbone: DinoBackbone, resolution: int):
+    def __init__(self, backbone: DinoBackbone, resolution: int, max_items: int = 64):
         self.backbone = backbone
         self.resolution = resolution
-        self._features: dict[tuple[str, int], ImageFeatures] = {}
+        self.max_items = max_items
+        self._features: OrderedDict[tuple[str, int], ImageFeatures] = OrderedDict()
         self.forwards = 0  # images actually sent through the network
 
     def prefetch(self, images: list[Image.Image], resolution: int | None = None) -> None:
@@ -32,10 +37,13 @@ class FeatureStore:
             for key, features in zip(pending, self.backbone.encode(list(pending.values()), resolution)):
                 self._features[key] = features
             self.forwards += len(pending)
+            while len(self._features) > max(self.max_items, len(pending)):
+                self._features.popitem(last=False)
 
     def get(self, image: Image.Image, resolution: int | None = None) -> ImageFeatures:
         """Features of ``image``; metrics that need finer patch grids ask for a larger ``resolution``."""
         key = (pixel_digest(image), resolution or self.resolution)
         if key not in self._features:
             self.prefetch([image], key[1])
+        self._features.move_to_end(key)
         return self._features[key]
