@@ -326,3 +326,21 @@ def test_cache_race_uses_the_winner(monkeypatch, folder, tmp_path):
     assert (sample_dir() / "winner").is_file()
     assert len(bench) == len(list((folder / "cases.jsonl").read_text().splitlines()))
     assert not [p for p in sample_dir().parent.iterdir() if p.name.startswith(".partial-")]
+
+
+def test_stale_partial_copies_are_swept(tmp_path, monkeypatch):
+    import os
+    import time
+
+    from tvbench.cases.sample import store
+
+    monkeypatch.setenv("TVBENCH_CACHE", str(tmp_path))
+    parent = store.sample_dir().parent
+    old = parent / f".partial-{store.sample_dir().name}.killed"
+    fresh = parent / f".partial-{store.sample_dir().name}.building"
+    for folder in (old, fresh):
+        (folder / "images").mkdir(parents=True)
+    an_hour_ago = time.time() - 3600
+    os.utime(old, (an_hour_ago, an_hour_ago))
+    store._sweep_stale(parent, store.sample_dir().name)
+    assert not old.exists() and fresh.exists()

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from PIL import Image
@@ -70,8 +71,20 @@ def load_sample() -> Benchmark:
     return read_folder(path, spec="sample")
 
 
+def _sweep_stale(parent: Path, name: str, older_than: float = 600.0) -> None:
+    """Remove half-built copies left by killed processes (a live build takes seconds, not minutes)."""
+    cutoff = time.time() - older_than
+    for leftover in parent.glob(f"{PARTIAL_PREFIX}{name}.*"):
+        try:
+            if leftover.stat().st_mtime < cutoff:
+                shutil.rmtree(leftover, ignore_errors=True)
+        except OSError:
+            pass
+
+
 def _materialise(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_stale(path.parent, path.name)
     work = Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{path.name}.", dir=path.parent))
     try:
         os.chmod(work, 0o755)  # mkdtemp makes it private; the cache folder should read like any other
