@@ -333,6 +333,7 @@ def test_stale_partial_copies_are_swept(tmp_path, monkeypatch):
     import time
 
     from tvbench.cases.sample import store
+    from tvbench.io import remove_stale_partials
 
     monkeypatch.setenv("TVBENCH_CACHE", str(tmp_path))
     parent = store.sample_dir().parent
@@ -342,5 +343,5 @@ def test_stale_partial_copies_are_swept(tmp_path, monkeypatch):
         (folder / "images").mkdir(parents=True)
     an_hour_ago = time.time() - 3600
     os.utime(old, (an_hour_ago, an_hour_ago))
-    store._sweep_stale(parent, store.sample_dir().name)
+    remove_stale_partials(parent, store.sample_dir().name + ".")
     assert not old.exists() and fresh.exists()

@@ -13,9 +13,11 @@ import io
 import json
 import math
 import os
+import shutil
 import tempfile
+import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from PIL import Image
 
@@ -36,6 +38,58 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_stale_partials(folder: Path, stem: str = "", older_than: float = 600.0) -> None:
+    """Delete what killed writers left behind (``.partial-<stem>*`` files or folders older than ``older_than`` s).
+
+    A live write or build takes seconds, never ten minutes, so anything older is an orphan.
+    """
+    cutoff = time.time() - older_than
+    for leftover in Path(folder).glob(PARTIAL_PREFIX + stem + "*"):
+        try:
+            if leftover.stat().st_mtime >= cutoff:
+                continue
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink()
+        except OSError:
+            pass
+
+
+def build_folder_once(path: Path, build: Callable[[Path], None], done_marker: str) -> Path:
+    """Make ``path`` with ``build`` unless it holds ``done_marker`` already; crash- and race-safe.
+
+    ``build`` fills a hidden sibling folder, which is then renamed into place, so readers never see half a
+    folder. When two processes race, the first rename wins and the other uses its (identical) folder. A folder
+    without its marker (interrupted by hand) is moved aside and rebuilt.
+    """
+    path = Path(path)
+    if (path / done_marker).is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(path.parent, path.name + ".")
+    work = Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{path.name}.", dir=path.parent))
+    try:
+        os.chmod(work, 0o755)  # mkdtemp makes it private; a cache folder should read like any other
+        build(work)
+        if path.exists() and not (path / done_marker).is_file():
+            aside = Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{path.name}.stale.", dir=path.parent))
+            try:
+                os.replace(path, aside / path.name)
+            except FileNotFoundError:
+                pass  # another process already moved it
+            shutil.rmtree(aside, ignore_errors=True)
+        try:
+            os.replace(work, path)
+        except OSError:
+            if not (path / done_marker).is_file():
+                raise
+            # another process renamed its complete copy into place first: use theirs
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return path
 
 
 def atomic_write_text(path: Path, text: str) -> None:

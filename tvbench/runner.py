@@ -14,7 +14,6 @@ by a hash of the case id, so any number of shard processes can fill the same fol
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,18 +26,15 @@ from tvbench.cases import Benchmark, Case
 from tvbench.cases.case import check_case_id
 from tvbench.errors import CaseError, ConfigError, ResultsError, one_line
 from tvbench.io import (PARTIAL_PREFIX, append_jsonl, atomic_save_png, atomic_write_json, config_hash,
-                        read_json_object, read_jsonl, sha256_hex)
+                        read_json_object, read_jsonl, remove_stale_partials, sha256_hex)
 from tvbench.methods import Method, input_letters, restrict_case
 from tvbench.progress import stderr, track
 from tvbench.provenance import environment, now
-
-log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 STATUS_LOG = "status.jsonl"
 RUN_SCHEMA_VERSION = 1
 _IDENTITY_FIELDS = ("method", "config_hash", "seed", "benchmark_hash")
-_STALE_PARTIAL_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -130,17 +126,6 @@ def _clear_run(run_dir: Path) -> None:
             path.unlink()
 
 
-def _remove_stale_partials(run_dir: Path) -> None:
-    """Temporary files of killed writers; a live write never takes minutes, so old ones are orphans."""
-    cutoff = time.time() - _STALE_PARTIAL_SECONDS
-    for path in run_dir.glob(PARTIAL_PREFIX + "*"):
-        try:
-            if path.stat().st_mtime < cutoff:
-                path.unlink()
-        except OSError:
-            pass
-
-
 def case_statuses(run_dir: Path, bench: Benchmark) -> dict[str, dict]:
     """Per-case status from the images on disk and the log: done / failed / pending."""
     last: dict[str, dict] = {}
@@ -205,7 +190,7 @@ def run_method(method: Method, bench: Benchmark, out: Path, *, run_name: str | N
     elif any(run_dir.glob("*.png")) and not overwrite:
         raise ResultsError(f"{run_dir} holds images but no {MANIFEST}; pass --overwrite or choose another --out")
     created = existing.get("created") if existing else None
-    _remove_stale_partials(run_dir)
+    remove_stale_partials(run_dir)
     manifest = write_manifest(run_dir, identity, method, bench, run_name, created)
     created = manifest["created"]
 

@@ -13,9 +13,6 @@ multiples of the patch size, keeping the aspect ratio, then normalised with the 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -27,6 +24,7 @@ from PIL import Image
 from tvbench.errors import UnavailableError
 from tvbench.features.random_init import deterministic_init_
 from tvbench.features.weights import folder_revision, resolve_weights
+from tvbench.io import build_folder_once
 from tvbench.settings import cache_dir
 
 DEFAULT_BACKBONE = "timm/vit_base_patch16_dinov3.lvd1689m"
@@ -75,24 +73,15 @@ def materialize_random_backbone(name: str) -> Path:
     from timm.models import save_for_hf
 
     architecture, args = RANDOM_BACKBONES[name]
-    folder = cache_dir() / "backbones" / f"{name}-seed{RANDOM_SEED}-v1"
-    if (folder / MARKER).is_file():
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=folder.parent))
-    try:
+
+    def build(staging: Path) -> None:
         model = timm.create_model(architecture, pretrained=False, **args)
         deterministic_init_(model, RANDOM_SEED)
         save_for_hf(model, str(staging), model_args=dict(args), safe_serialization=True)
         marker = {"random_init": True, "seed": RANDOM_SEED, "architecture": architecture, "model_args": args}
-        (staging / MARKER).write_text(json.dumps(marker, indent=2))
-        try:
-            os.replace(staging, folder)
-        except OSError:  # another process finished first; theirs is identical
-            pass
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder
+        (staging / MARKER).write_text(json.dumps(marker, indent=2))  # written last: marks the folder complete
+
+    return build_folder_once(cache_dir() / "backbones" / f"{name}-seed{RANDOM_SEED}-v1", build, MARKER)
 
 
 class DinoBackbone:

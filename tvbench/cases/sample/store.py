@@ -8,10 +8,6 @@ two processes racing to build it both end up reading one complete folder.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-import time
 from pathlib import Path
 
 from PIL import Image
@@ -20,7 +16,7 @@ from tvbench.cases.benchmark import Benchmark
 from tvbench.cases.folder import CASES_FILE, INFO_FILE, read_folder
 from tvbench.cases.sample.build import IMAGE_ROLES, build_cases
 from tvbench.cases.sample.catalog import SAMPLE_VERSION
-from tvbench.io import PARTIAL_PREFIX, atomic_write_json, atomic_write_text, encode_png
+from tvbench.io import atomic_write_json, atomic_write_text, build_folder_once, encode_png
 from tvbench.settings import cache_dir
 
 DESCRIPTION = ("Procedurally generated text-vision co-instructed editing cases with exact ground truth: "
@@ -65,46 +61,4 @@ def sample_dir() -> Path:
 
 def load_sample() -> Benchmark:
     """The bundled benchmark, generated into the cache on first use (not validated; the caller validates)."""
-    path = sample_dir()
-    if not (path / CASES_FILE).is_file():
-        _materialise(path)
-    return read_folder(path, spec="sample")
-
-
-def _sweep_stale(parent: Path, name: str, older_than: float = 600.0) -> None:
-    """Remove half-built copies left by killed processes (a live build takes seconds, not minutes)."""
-    cutoff = time.time() - older_than
-    for leftover in parent.glob(f"{PARTIAL_PREFIX}{name}.*"):
-        try:
-            if leftover.stat().st_mtime < cutoff:
-                shutil.rmtree(leftover, ignore_errors=True)
-        except OSError:
-            pass
-
-
-def _materialise(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _sweep_stale(path.parent, path.name)
-    work = Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{path.name}.", dir=path.parent))
-    try:
-        os.chmod(work, 0o755)  # mkdtemp makes it private; the cache folder should read like any other
-        generate_sample(work)
-        if path.exists() and not (path / CASES_FILE).is_file():
-            _discard(path)  # an incomplete leftover (someone deleted files): move it aside, then delete it
-        try:
-            os.replace(work, path)
-        except OSError:
-            if not (path / CASES_FILE).is_file():
-                raise
-            # another process renamed its complete copy into place first: use theirs
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def _discard(path: Path) -> None:
-    aside = Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{path.name}.stale.", dir=path.parent))
-    try:
-        os.replace(path, aside / path.name)
-    except FileNotFoundError:
-        pass  # someone else already moved it
-    shutil.rmtree(aside, ignore_errors=True)
+    return read_folder(build_folder_once(sample_dir(), generate_sample, CASES_FILE), spec="sample")
