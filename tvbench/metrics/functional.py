@@ -5,6 +5,9 @@ Everything here is pure tensor math in float64, independent of how the features 
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 
 
@@ -21,3 +24,218 @@ def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
 def ds_global(cls_reference: torch.Tensor, cls_edit: torch.Tensor) -> float:
     """Global DINO score (paper eq. C.8): cosine of the CLS tokens of the reference (target) and the edit."""
     return cosine(cls_reference, cls_edit)
+
+
+# --- DS_local (eq. C.9-C.10) ------------------------------------------------------------------------------------
+
+MASK_THRESHOLD = 0.5  # a patch is "masked" when at least half of its area lies inside the mask
+_TOLERANCE = 1e-9
+
+
+def _cell_weights(n_pixels: int, n_cells: int) -> torch.Tensor:
+    """(n_cells, n_pixels): how much of each cell each pixel covers, as a fraction of the cell (rows sum to 1).
+
+    Cells tile the image evenly (cell ``i`` spans ``[i * n_pixels / n_cells, (i + 1) * n_pixels / n_cells)``), as the
+    patch grid does after the image is resized to the network's input, so a pixel may straddle two cells.
+    """
+    length = n_pixels / n_cells
+    edges = torch.arange(n_cells + 1, dtype=torch.float64) * length
+    pixels = torch.arange(n_pixels, dtype=torch.float64)[None, :]
+    overlap = torch.minimum(edges[1:, None], pixels + 1) - torch.maximum(edges[:-1, None], pixels)
+    return overlap.clamp_min(0) / length
+
+
+def mask_coverage(mask, grid: tuple[int, int]) -> torch.Tensor:
+    """Average pooling of a pixel mask ``(H, W)`` to a ``(rows, cols)`` patch grid: the masked fraction of each
+    patch's area. Equals ``avg_pool2d`` when the grid divides the image; exact area weights otherwise."""
+    values = torch.as_tensor(np.asarray(mask), dtype=torch.float64)
+    if values.ndim != 2:
+        raise ValueError(f"a mask is 2-D (H, W), got shape {tuple(values.shape)}")
+    rows, cols = grid
+    return _cell_weights(values.shape[0], rows) @ values @ _cell_weights(values.shape[1], cols).T
+
+
+def patch_mask(mask, grid: tuple[int, int], threshold: float = MASK_THRESHOLD) -> torch.Tensor:
+    """Boolean ``(rows, cols)``: patches whose masked fraction is at least ``threshold``.
+
+    A mask too small to fill half of any patch falls back to every patch it touches, so a thin region still counts.
+    """
+    coverage = mask_coverage(mask, grid)
+    selected = coverage >= threshold - _TOLERANCE
+    if not bool(selected.any()):
+        selected = coverage > _TOLERANCE
+    return selected
+
+
+def _unit_rows(features: torch.Tensor) -> torch.Tensor:
+    flat = features.detach().double().reshape(-1, features.shape[-1])
+    return flat / flat.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def ds_local(reference_patches: torch.Tensor, edit_patches: torch.Tensor, selected: torch.Tensor) -> float:
+    """Local DINO score (eq. C.9-C.10): for each selected reference patch, the best cosine over every patch of the
+    edit; the mean over selected patches.
+
+    ``reference_patches`` ``(rows, cols, D)``, ``edit_patches`` ``(rows', cols', D)`` (grids may differ), ``selected``
+    a boolean ``(rows, cols)`` (see :func:`patch_mask`).
+    """
+    selected = torch.as_tensor(selected, dtype=torch.bool)
+    if tuple(selected.shape) != tuple(reference_patches.shape[:2]):
+        raise ValueError(f"mask grid {tuple(selected.shape)} != reference grid {tuple(reference_patches.shape[:2])}")
+    if not bool(selected.any()):
+        raise ValueError("the mask selects no patch")
+    reference = _unit_rows(reference_patches[selected])
+    best = (reference @ _unit_rows(edit_patches).T).max(dim=1).values.clamp(-1.0, 1.0)
+    return float(best.mean())
+
+
+def disc_mask(centres, size: tuple[int, int], radius: float) -> np.ndarray:
+    """Boolean ``(H, W)`` mask: pixels whose centre lies within ``radius`` of any centre ``(x, y)``."""
+    width, height = size
+    ys, xs = np.mgrid[0:height, 0:width]
+    mask = np.zeros((height, width), dtype=bool)
+    for x, y in centres:
+        mask |= (xs - x) ** 2 + (ys - y) ** 2 <= radius ** 2
+    return mask
+
+
+# --- point matching (MD_s, MD_d, DragBench MD) -----------------------------------------------------------------
+
+WINDOW_RATIO = 0.5  # padding of the search window, as a fraction of the drag length
+WINDOW_FLOOR = 0.05  # least padding, as a fraction of the image's long side
+_CHUNK_VALUES = 1 << 22  # values held at once per chunk of rows: bounds memory on large images
+
+
+def _axis_taps(positions: torch.Tensor, n_pixels: int, n_cells: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The two grid cells (low, high) and the weight of the high one, reading a grid of ``n_cells`` cells stretched
+    over ``n_pixels`` pixels at pixel ``positions``: the source index of ``F.interpolate(..., mode="bilinear",
+    align_corners=False)`` (clamped at the borders, where low == high)."""
+    source = ((positions.double() + 0.5) * (n_cells / n_pixels) - 0.5).clamp_min(0.0)
+    low = source.floor().clamp(max=n_cells - 1)
+    return low.long(), (low + 1).clamp(max=n_cells - 1).long(), source - low
+
+
+def _axis_weights(positions: torch.Tensor, n_pixels: int, n_cells: int) -> torch.Tensor:
+    """The taps of :func:`_axis_taps` as a dense ``(n, n_cells)`` weight matrix."""
+    low, high, frac = _axis_taps(positions, n_pixels, n_cells)
+    weights = torch.zeros((len(positions), n_cells), dtype=torch.float64)
+    rows = torch.arange(len(positions))
+    weights.index_put_((rows, low), 1.0 - frac, accumulate=True)
+    weights.index_put_((rows, high), frac, accumulate=True)
+    return weights
+
+
+def sample_features(patches: torch.Tensor, size: tuple[int, int], points) -> torch.Tensor:
+    """Features ``(N, D)`` (float64) at pixel positions ``points`` ``(N, 2)`` = ``(x, y)`` of an image of ``size``
+    ``(W, H)`` whose patch grid is ``patches`` ``(rows, cols, D)``.
+
+    This is the patch grid upsampled bilinearly to the pixel grid, i.e. ``F.interpolate(grid, (H, W),
+    mode="bilinear", align_corners=False)`` read at pixel ``(x, y)`` (pixel centres at integers; positions between
+    pixels interpolate further; past the outer pixel centres the border value holds).
+    """
+    width, height = size
+    xy = torch.as_tensor(points, dtype=torch.float64).reshape(-1, 2)
+    rows, cols = patches.shape[:2]
+    wy, wx = _axis_weights(xy[:, 1], height, rows), _axis_weights(xy[:, 0], width, cols)
+    return torch.einsum("ni,ijd,nj->nd", wy, patches.detach().double(), wx)
+
+
+def _cosine_rows(patches: torch.Tensor, size: tuple[int, int], ys: torch.Tensor, xs: torch.Tensor,
+                 queries: torch.Tensor) -> torch.Tensor:
+    """Cosine of unit ``queries`` ``(N, D)`` with the upsampled feature map (see :func:`sample_features`) at every
+    pixel of rows ``ys`` x columns ``xs``, ``(len(ys) * len(xs), N)`` in row-major order.
+
+    The map is never materialised: interpolation is linear, so dot products are interpolated from the patch grid,
+    and squared norms come from per-row Gram matrices of the row-interpolated grid (exact up to rounding).
+    """
+    width, height = size
+    rows, cols = patches.shape[:2]
+    along_y = torch.einsum("yi,ijd->yjd", _axis_weights(ys, height, rows), patches.detach().double())  # (h, cols, D)
+    low, high, frac = _axis_taps(xs, width, cols)
+    gram = along_y @ along_y.transpose(1, 2)  # (h, cols, cols)
+    keep = 1.0 - frac
+    squared = (keep ** 2 * gram[:, low, low] + 2 * keep * frac * gram[:, low, high] + frac ** 2 * gram[:, high, high])
+    projected = along_y @ queries.T  # (h, cols, N)
+    dots = keep[None, :, None] * projected[:, low] + frac[None, :, None] * projected[:, high]  # (h, w, N)
+    return (dots / squared.clamp_min(0.0).sqrt().clamp_min(1e-12).unsqueeze(2)).reshape(-1, queries.shape[0])
+
+
+def search_window(handle, target, size: tuple[int, int], ratio: float = WINDOW_RATIO,
+                  floor: float = WINDOW_FLOOR) -> tuple[int, int, int, int]:
+    """The restricted search window of one drag: the axis-aligned box spanning handle and target, padded on every
+    side by ``max(floor * long side, ratio * |target - handle|)`` pixels, clipped to the image.
+
+    Returns inclusive integer pixel bounds ``(x0, y0, x1, y1)``.
+    """
+    width, height = size
+    (hx, hy), (tx, ty) = handle, target
+    pad = max(floor * max(width, height), ratio * math.hypot(tx - hx, ty - hy))
+    x0, x1 = max(0, math.ceil(min(hx, tx) - pad)), min(width - 1, math.floor(max(hx, tx) + pad))
+    y0, y1 = max(0, math.ceil(min(hy, ty) - pad)), min(height - 1, math.floor(max(hy, ty) + pad))
+    return x0, y0, x1, y1
+
+
+def match_points(queries: torch.Tensor, edit_patches: torch.Tensor, size: tuple[int, int],
+                 windows: list[tuple[int, int, int, int]] | None = None, anchors=None) -> torch.Tensor:
+    """For each query feature ``(N, D)``, the pixel ``(x, y)`` of the edit whose upsampled feature (see
+    :func:`sample_features`) has the highest cosine, searching its window (inclusive ``(x0, y0, x1, y1)``; None:
+    the whole image).
+
+    Ties (exactly equal cosines, e.g. the constant border band of an upsampled grid) go to the candidate nearest
+    the query's ``anchor`` (the handle, so a tie never flatters an edit), then to the first in row-major order.
+    Returns ``(N, 2)`` float64.
+    """
+    width, height = size
+    queries = _unit_rows(queries)
+    n = queries.shape[0]
+    anchors = torch.as_tensor(anchors if anchors is not None else [[0.0, 0.0]] * n, dtype=torch.float64)
+    if windows is None:
+        return _best_in_box(queries, anchors, edit_patches, size, (0, 0, width - 1, height - 1))
+    return torch.cat([_best_in_box(queries[i:i + 1], anchors[i:i + 1], edit_patches, size, tuple(windows[i]))
+                      for i in range(n)])
+
+
+def _best_in_box(queries: torch.Tensor, anchors: torch.Tensor, patches: torch.Tensor, size: tuple[int, int],
+                 box: tuple[int, int, int, int]) -> torch.Tensor:
+    x0, y0, x1, y1 = box
+    n = queries.shape[0]
+    columns = torch.arange(x0, x1 + 1, dtype=torch.float64)
+    rows_per_chunk = max(1, _CHUNK_VALUES // max(1, len(columns) * max(n, patches.shape[1])))
+    best = torch.full((n,), -math.inf, dtype=torch.float64)
+    best_xy = torch.zeros((n, 2), dtype=torch.float64)
+    best_gap = torch.full((n,), math.inf, dtype=torch.float64)
+    for start in range(y0, y1 + 1, rows_per_chunk):
+        ys = torch.arange(start, min(y1, start + rows_per_chunk - 1) + 1, dtype=torch.float64)
+        sims = _cosine_rows(patches, size, ys, columns, queries)  # (candidates, N), row-major candidates
+        chunk_best = sims.max(dim=0).values
+        for k in range(n):
+            if not chunk_best[k] >= best[k]:
+                continue
+            tied = (sims[:, k] == chunk_best[k]).nonzero().flatten()  # ascending: row-major order
+            xy = torch.stack([columns[tied % len(columns)], ys[tied // len(columns)]], dim=1)
+            gaps = ((xy - anchors[k]) ** 2).sum(dim=1)
+            pick = int(gaps.argmin())  # first minimum
+            if chunk_best[k] > best[k] or gaps[pick] < best_gap[k]:
+                best[k], best_gap[k], best_xy[k] = chunk_best[k], gaps[pick], xy[pick]
+    return best_xy
+
+
+def matching_distances(source_patches: torch.Tensor, edit_patches: torch.Tensor, pairs, size: tuple[int, int],
+                       restricted: bool = True, normalized: bool = True) -> torch.Tensor:
+    """Per drag pair ``(hx, hy, tx, ty)``: match the source feature at the handle into the edit (within
+    :func:`search_window` if ``restricted``, else over the whole image) and return the distance from the match to
+    the target point, ``(N,)`` float64.
+
+    ``normalized``: coordinates divided by the image's width and height first (x / W, y / H), so 1 is the image's
+    extent along an axis; otherwise pixels. Both feature grids belong to images of ``size`` (the edit is resized to
+    the source's size before encoding).
+    """
+    pairs = torch.as_tensor(pairs, dtype=torch.float64).reshape(-1, 4)
+    handles, targets = pairs[:, :2], pairs[:, 2:]
+    windows = [search_window(h.tolist(), t.tolist(), size) for h, t in zip(handles, targets)] if restricted else None
+    queries = sample_features(source_patches, size, handles)
+    matches = match_points(queries, edit_patches, size, windows, anchors=handles)
+    offset = matches - targets
+    if normalized:
+        offset = offset / torch.tensor(size, dtype=torch.float64)
+    return offset.norm(dim=1)
