@@ -48,24 +48,31 @@ def test_cosine_matches_an_independent_float64_implementation():
 
 @pytest.fixture(scope="module")
 def scorer():
-    return Scorer(ScoringConfig(smoke=True, resolution=128, device="cpu"))
+    return Scorer(ScoringConfig(smoke=True, resolution=128, match_resolution=128, device="cpu", feature_cache=None))
 
 
 def test_oracle_edit_scores_perfectly_and_identity_does_not(scorer):
     source = Image.fromarray(textured(128, 96, seed=1))
     target = Image.fromarray(np.roll(np.asarray(source), 12, axis=1))
-    perfect = scorer.score_images(target, target=target, source=source)
+    points = [(40, 50, 52, 50)]
+    perfect = scorer.score_images(target, target=target, source=source, points=points)
     assert perfect["ds_global_tgt"].value == 1.0 and perfect["lpips_tgt"].value == 0.0
-    unchanged = scorer.score_images(source, target=target, source=source)
+    assert perfect["ds_local_tgt"].value == pytest.approx(1.0, abs=1e-12)
+    unchanged = scorer.score_images(source, target=target, source=source, points=points)
     assert unchanged["ds_global_tgt"].value < 1.0 and unchanged["lpips_tgt"].value > 0.0
-    assert all(result.status == OK for result in unchanged.values())
+    assert unchanged["ds_local_src"].value == pytest.approx(1.0, abs=1e-12)  # the source is left as it was
+    assert unchanged["md_s"].value == pytest.approx(12 / 128)  # the handle's feature is found where it was
+    assert unchanged["dragbench_md"].value == pytest.approx(12.0) and unchanged["dragbench_if"].value == 1.0
+    assert {name for name, r in unchanged.items() if r.status != OK} == {"md_d"}  # no dense points
 
 
-def test_without_target_metrics_say_not_applicable(scorer):
+def test_without_target_the_target_metrics_say_not_applicable(scorer):
     image = Image.fromarray(textured(64, 64, seed=2))
     results = scorer.score_images(image, source=image)
-    assert {r.status for r in results.values()} == {NOT_APPLICABLE}
-    assert all(r.value is None and "no target" in r.detail for r in results.values())
+    for name in ("ds_global_tgt", "ds_local_tgt", "lpips_tgt"):
+        assert results[name].status == NOT_APPLICABLE and "no target" in results[name].detail
+    assert all(r.value is None for r in results.values() if r.status == NOT_APPLICABLE)
+    assert results["dragbench_if"].status == OK  # DragBench's protocol needs no target
 
 
 def test_edits_of_another_size_are_resized(scorer):

@@ -16,7 +16,8 @@ from tvbench.methods import create_method
 from tvbench.runner import run_method
 from tvbench.scoring import Scorer, ScoringConfig, score_results
 
-SMOKE = ScoringConfig(smoke=True, resolution=128, device="cpu")
+TWO = ["ds_global_tgt", "lpips_tgt"]  # these tests are about the scoring loop; test_image_metrics covers the rest
+SMOKE = ScoringConfig(metrics=TWO, smoke=True, resolution=128, match_resolution=128, device="cpu", feature_cache=None)
 
 
 @pytest.fixture
@@ -60,9 +61,9 @@ def test_rescoring_reuses_rows_and_scores_only_what_changed(results, monkeypatch
     calls = []
     original = Scorer.score
 
-    def counting(self, case, edit, images, store, metrics=None):
+    def counting(self, case, edit, images, store, metrics=None, edit_original=None):
         calls.append(case.id)
-        return original(self, case, edit, images, store, metrics)
+        return original(self, case, edit, images, store, metrics, edit_original)
 
     monkeypatch.setattr(Scorer, "score", counting)
     first = rows_of(results)
@@ -74,7 +75,8 @@ def test_rescoring_reuses_rows_and_scores_only_what_changed(results, monkeypatch
     assert len(calls) == 3
     # Another resolution is another DINO configuration: DINO rows recomputed, LPIPS rows reused.
     calls.clear()
-    summary = score_results(results, ScoringConfig(smoke=True, resolution=64, device="cpu"), progress=False)
+    summary = score_results(results, ScoringConfig(metrics=TWO, smoke=True, resolution=64, device="cpu",
+                                                   feature_cache=None), progress=False)
     assert len(calls) == 4 * 3 and summary["scorer"]["models"]["dino"]["resolution"] == 64
 
 
@@ -84,9 +86,9 @@ def test_features_are_computed_once_per_distinct_image(results, monkeypatch):
     forwards = []
     original = FeatureStore.prefetch
 
-    def spy(self, images):
+    def spy(self, images, resolution=None):
         before = self.forwards
-        original(self, images)
+        original(self, images, resolution)
         forwards.append(self.forwards - before)
 
     monkeypatch.setattr(FeatureStore, "prefetch", spy)
@@ -175,11 +177,11 @@ def test_a_killed_scoring_run_keeps_its_rows(results, monkeypatch):
     calls = []
     original = Scorer.score
 
-    def dies_on_third_case(self, case, edit, images, store, metrics=None):
+    def dies_on_third_case(self, case, edit, images, store, metrics=None, edit_original=None):
         if case.id == "case-2":
             raise KeyboardInterrupt
         calls.append(case.id)
-        return original(self, case, edit, images, store, metrics)
+        return original(self, case, edit, images, store, metrics, edit_original)
 
     monkeypatch.setattr(Scorer, "score", dies_on_third_case)
     with pytest.raises(KeyboardInterrupt):

@@ -24,8 +24,10 @@ from typing import Iterable
 from PIL import Image, UnidentifiedImageError
 
 from tvbench.cases import Benchmark, Case, ImageRef, load_benchmark
-from tvbench.errors import ConfigError, ResultsError, one_line
+from tvbench.cases.case import pixel_digest
+from tvbench.errors import CaseError, ConfigError, ResultsError, one_line
 from tvbench.features import DEFAULT_BACKBONE, DEFAULT_RESOLUTION, DinoBackbone, FeatureStore, LpipsModel, pick_device
+from tvbench.features.cache import FeatureCache, default_feature_cache_dir
 from tvbench.io import (append_jsonl, atomic_write_json, atomic_write_text, config_hash, finite_or_none, iter_files,
                         jsonl_line, read_jsonl)
 from tvbench.metrics import (ERROR, MISSING, NOT_APPLICABLE, OK, STATUSES, Metric, MetricResult, default_metrics,
@@ -39,6 +41,8 @@ SUMMARY_FILE = "summary.json"
 CACHE_FILE = "scores.cache.jsonl"
 SCORES_SCHEMA_VERSION = 1
 SMOKE_BACKBONE = "random-tiny"
+DEFAULT_MATCH_RESOLUTION = 896
+DEFAULT_DIFT_MODEL = "stabilityai/stable-diffusion-2-1"
 EDIT_SUFFIXES = (".png",)
 
 
@@ -49,37 +53,59 @@ class ScoringConfig:
     metrics: list[str] | None = None  # None: every image metric
     backbone: str = DEFAULT_BACKBONE
     resolution: int = DEFAULT_RESOLUTION  # long side, in pixels, of the images fed to DINOv3
+    match_resolution: int = DEFAULT_MATCH_RESOLUTION  # long side for the high-resolution features of point matching
     lpips_net: str = "alex"
     smoke: bool = False
     device: str = "auto"
     dtype: str = "float32"
     rescore: bool = False  # ignore the memo of earlier rows
+    feature_cache: str | None = "auto"  # folder of the on-disk feature cache; "auto": the tvbench cache; None: off
+    dift_model: str = DEFAULT_DIFT_MODEL  # Stable Diffusion 2.1 weights for the DIFT variant of DragBench's MD
 
 
 class EditContext:
     """What a metric sees: the case, the edit (at the source's size), lazily decoded images and features."""
 
-    def __init__(self, case: Case, edit: Image.Image, images: "CaseImages", store: FeatureStore | None,
-                 lpips: LpipsModel | None):
+    def __init__(self, case: Case, edit: Image.Image, images: "CaseImages", scorer: "Scorer",
+                 store: FeatureStore | None, original: Image.Image | None = None):
         self.case = case
         self.edit = edit
+        self.original = original if original is not None else edit  # the edit as the method wrote it
         self._images = images
+        self._scorer = scorer
         self._store = store
-        self._lpips = lpips
 
     def image(self, role: str) -> Image.Image:
         return self.edit if role == "edit" else self._images.get(role)
 
-    def dino(self, role: str):
+    def edit_resized(self, resample: int) -> Image.Image:
+        """The edit at the source's size with a given resampling filter (protocols that prescribe one)."""
+        size = self._images.get("source").size
+        return self.original if self.original.size == size else self.original.resize(size, resample)
+
+    def dino(self, role: str | Image.Image, resolution: int | None = None):
+        """DINOv3 features of a role's image (or of an image) at ``resolution`` (default: the scoring one)."""
         if self._store is None:
             raise ConfigError("this metric needs DINOv3 features but no backbone was loaded")
-        return self._store.get(self.image(role))
+        image = self.image(role) if isinstance(role, str) else role
+        return self._store.get(image, resolution)
+
+    def match_grid(self, role: str | Image.Image):
+        """The patch grid used for point matching: DINOv3 at the matching resolution."""
+        return self.dino(role, self._scorer.config.match_resolution).patches
+
+    def dift_grid(self, role: str | Image.Image):
+        """DIFT features (SD 2.1) as a ``(rows, cols, C)`` grid, conditioned on the case's caption."""
+        if self._scorer.dift is None:
+            raise ConfigError("this metric needs DIFT features but no Stable Diffusion model was loaded")
+        image = self.image(role) if isinstance(role, str) else role
+        return self._scorer.dift_features(image, self.case.caption or "")
 
     @property
     def lpips(self) -> LpipsModel:
-        if self._lpips is None:
+        if self._scorer.lpips is None:
             raise ConfigError("this metric needs LPIPS but no LPIPS network was loaded")
-        return self._lpips
+        return self._scorer.lpips
 
 
 class CaseImages:
@@ -103,8 +129,9 @@ class Scorer:
         names = list(dict.fromkeys(config.metrics or default_metrics()))
         self.metrics: list[Metric] = [get_metric(name) for name in names]
         needs = set().union(*(metric.models for metric in self.metrics))
-        if config.resolution < 16:
-            raise ConfigError(f"--resolution {config.resolution} is too small (at least one 16-pixel patch)")
+        for flag, value in (("--resolution", config.resolution), ("--match-resolution", config.match_resolution)):
+            if value < 16:
+                raise ConfigError(f"{flag} {value} is too small (at least one 16-pixel patch)")
         device = pick_device(config.device)
         self.backbone = None
         if "dino" in needs:
@@ -112,6 +139,14 @@ class Scorer:
             self.backbone = DinoBackbone.from_pretrained(spec, device=str(device), dtype=config.dtype)
         self.lpips = LpipsModel(config.lpips_net, random_trunk=config.smoke, device=device) if "lpips" in needs \
             else None
+        self.dift = None
+        if "dift" in needs:
+            if config.smoke:
+                raise ConfigError("--smoke has no random DIFT model; drop dragbench_md_dift from --metrics")
+            from tvbench.features.dift import DiftBackbone
+
+            self.dift = DiftBackbone.from_pretrained(config.dift_model, device=str(device), dtype=config.dtype)
+        self._dift_cache: dict[tuple[str, str], object] = {}
         self.device = device
         models = self.models()
         self.keys = {metric.name: config_hash({"metric": metric.name, "version": metric.version,
@@ -123,10 +158,13 @@ class Scorer:
         if self.backbone is not None:
             resolution, patch = self.config.resolution, self.backbone.patch_size
             described["dino"] = {**self.backbone.describe(), "resolution": resolution,
-                                 "input": f"long side {resolution} px, both sides multiples of {patch}, aspect kept, "
-                                          "bicubic"}
+                                 "match_resolution": self.config.match_resolution,
+                                 "input": f"long side {resolution} px (matching: {self.config.match_resolution} px), "
+                                          f"both sides multiples of {patch}, aspect kept, bicubic"}
         if self.lpips is not None:
             described["lpips"] = self.lpips.describe()
+        if self.dift is not None:
+            described["dift"] = self.dift.describe()
         return described
 
     def describe(self) -> dict:
@@ -134,11 +172,29 @@ class Scorer:
                 "metric_keys": self.keys}
 
     def new_store(self) -> FeatureStore | None:
-        return FeatureStore(self.backbone, self.config.resolution) if self.backbone is not None else None
+        if self.backbone is None:
+            return None
+        disk = None
+        if self.config.feature_cache:
+            cache = self.config.feature_cache
+            root = default_feature_cache_dir() if cache == "auto" else Path(cache)
+            disk = FeatureCache(root, {"network": self.backbone.describe(), "input": "dino-v1"})
+        return FeatureStore(self.backbone, self.config.resolution, disk=disk)
+
+    def dift_features(self, image: Image.Image, prompt: str):
+        """DIFT grid ``(rows, cols, C)`` of an image, computed once per (pixels, prompt) in this run."""
+        key = (pixel_digest(image), prompt)
+        if key not in self._dift_cache:
+            if len(self._dift_cache) >= 8:
+                self._dift_cache.pop(next(iter(self._dift_cache)))
+            self._dift_cache[key] = self.dift.feature_map(image, prompt).permute(1, 2, 0).contiguous()
+        return self._dift_cache[key]
 
     def score(self, case: Case, edit: Image.Image, images: CaseImages, store: FeatureStore | None,
-              metrics: Iterable[Metric] | None = None) -> dict[str, MetricResult]:
-        ctx = EditContext(case, edit, images, store, self.lpips)
+              metrics: Iterable[Metric] | None = None, edit_original: Image.Image | None = None
+              ) -> dict[str, MetricResult]:
+        """Every metric on one edit; ``edit_original`` is the edit before it was fitted to the source's size."""
+        ctx = EditContext(case, edit, images, self, store, edit_original)
         results = {}
         for metric in metrics if metrics is not None else self.metrics:
             reason = metric.not_applicable_reason(case)
@@ -146,11 +202,14 @@ class Scorer:
                 results[metric.name] = MetricResult(None, NOT_APPLICABLE, reason)
                 continue
             try:
-                value = finite_or_none(metric.compute(ctx))
+                result = metric.compute(ctx)
             except Exception as exc:  # one failing metric must not lose the others
                 results[metric.name] = MetricResult(None, ERROR, one_line(exc))
                 continue
-            results[metric.name] = MetricResult(value, OK) if value is not None else \
+            if not isinstance(result, MetricResult):
+                result = MetricResult(result, OK)
+            value = finite_or_none(result.value)
+            results[metric.name] = MetricResult(value, OK, result.detail, result.extra) if value is not None else \
                 MetricResult(None, ERROR, "the metric produced a non-finite number")
         return results
 
@@ -164,28 +223,32 @@ class Scorer:
         return results
 
     def score_images(self, edit: Image.Image, *, target: Image.Image | None = None,
-                     source: Image.Image | None = None) -> dict[str, MetricResult]:
-        """Score one in-memory edit; ``source`` defaults to nothing but is needed by source-referenced metrics."""
-        case = in_memory_case(source if source is not None else edit, target)
+                     source: Image.Image | None = None, points=(), dense_points=()) -> dict[str, MetricResult]:
+        """Score one in-memory edit. Without ``source`` the edit stands in for it (source-referenced metrics then
+        compare the edit with itself); ``points`` / ``dense_points`` are ``(hx, hy, tx, ty)`` tuples."""
+        case = in_memory_case(source if source is not None else edit, target, points=tuple(map(tuple, points)),
+                              dense_points=tuple(map(tuple, dense_points)))
         images = CaseImages(case)
-        return self.score(case, fit_edit(edit, images.get("source").size)[0], images, self.new_store())
+        return self.score(case, fit_edit(edit, images.get("source").size)[0], images, self.new_store(),
+                          edit_original=edit.convert("RGB"))
 
 
 def score_images(edit: Image.Image, *, target: Image.Image | None = None, source: Image.Image | None = None,
-                 metrics: list[str] | None = None, backbone: str = DEFAULT_BACKBONE,
+                 points=(), dense_points=(), metrics: list[str] | None = None, backbone: str = DEFAULT_BACKBONE,
                  **options) -> dict[str, MetricResult]:
     """Score one in-memory edit with freshly loaded networks (keep a :class:`Scorer` to score many)."""
     scorer = Scorer(ScoringConfig(metrics=metrics, backbone=backbone, **options))
-    return scorer.score_images(edit, target=target, source=source)
+    return scorer.score_images(edit, target=target, source=source, points=points, dense_points=dense_points)
 
 
-def in_memory_case(source: Image.Image, target: Image.Image | None, case_id: str = "image") -> Case:
+def in_memory_case(source: Image.Image, target: Image.Image | None, case_id: str = "image", **fields) -> Case:
     def ref(image: Image.Image, role: str) -> ImageRef:
         buffer = io.BytesIO()
         image.convert("RGB").save(buffer, format="PNG")
         return ImageRef(label=f"<in-memory {role}>", data=buffer.getvalue())
 
-    return Case(id=case_id, source=ref(source, "source"), target=ref(target, "target") if target is not None else None)
+    return Case(id=case_id, source=ref(source, "source"), target=ref(target, "target") if target is not None else None,
+                **fields)
 
 
 def fit_edit(edit: Image.Image, size: tuple[int, int]) -> tuple[Image.Image, bool]:
@@ -296,7 +359,23 @@ def _open_edit(path: Path) -> Image.Image:
 def _row(run: MethodRun, case: Case, metric: str, key: str, result: MetricResult, edit_sha: str | None,
          resized: bool) -> dict:
     return {"case": case.id, "method": run.name, "metric": metric, "value": result.value, "status": result.status,
-            "detail": result.detail, "edit_sha": edit_sha, "resized": resized, "key": key}
+            "detail": result.detail, "edit_sha": edit_sha, "resized": resized, "key": key, **(result.extra or {})}
+
+
+def _prefetch(scorer: Scorer, store: FeatureStore, images: CaseImages,
+              pending: list[tuple["MethodRun", str, Image.Image, Image.Image, bool, list[Metric]]]) -> None:
+    """Encode what the pending metrics will read, one batch per resolution, before computing them."""
+    resolutions = {"global": scorer.config.resolution, "match": scorer.config.match_resolution}
+    wanted: dict[int, list[Image.Image]] = {}
+    for *_, edit, _original, _resized, todo in pending:
+        for role, scale in set().union(*(m.features for m in todo)):
+            batch = wanted.setdefault(resolutions[scale], [])
+            if role == "edit":
+                batch.append(edit)
+            elif not any(image is images.get(role) for image in batch):
+                batch.insert(0, images.get(role))
+    for resolution, batch in wanted.items():
+        store.prefetch(batch, resolution)
 
 
 def _score_case(scorer: Scorer, case: Case, runs: list[MethodRun], memo: ScoreMemo,
@@ -321,19 +400,20 @@ def _score_case(scorer: Scorer, case: Case, runs: list[MethodRun], memo: ScoreMe
         if not todo:
             continue
         try:
-            edit, resized = fit_edit(_open_edit(path), images.get("source").size)
+            original = _open_edit(path)
+            edit, resized = fit_edit(original, images.get("source").size)
         except (UnidentifiedImageError, OSError, ValueError) as exc:
             error = MetricResult(None, ERROR, f"cannot decode {path.name}: {one_line(exc)}")
             rows += [_row(run, case, m.name, scorer.keys[m.name], error, sha, False) for m in todo]
             continue
-        pending.append((run, sha, edit, resized, todo))
+        pending.append((run, sha, edit, original, resized, todo))
     if store is not None:
-        wanted = [edit for _, _, edit, _, todo in pending if any("dino" in m.models for m in todo)]
-        if wanted and case.target is not None:
-            wanted.insert(0, images.get("target"))
-        store.prefetch(wanted)
-    for run, sha, edit, resized, todo in pending:
-        for name, result in scorer.score(case, edit, images, store, todo).items():
+        try:
+            _prefetch(scorer, store, images, pending)
+        except CaseError:
+            pass  # the case's own image is unreadable: each metric reports it below
+    for run, sha, edit, original, resized, todo in pending:
+        for name, result in scorer.score(case, edit, images, store, todo, original).items():
             row = _row(run, case, name, scorer.keys[name], result, sha, resized)
             memo.add(row)
             rows.append(row)
@@ -349,7 +429,8 @@ def aggregate(rows: list[dict], runs: list[MethodRun], metric_names: list[str], 
         for name in metric_names:
             metric_rows = [r for r in run_rows if r["metric"] == name]
             counts = {status: sum(1 for r in metric_rows if r["status"] == status) for status in STATUSES}
-            values = [r["value"] for r in metric_rows if r["status"] == OK]
+            ok_rows = [r for r in metric_rows if r["status"] == OK]
+            values = [r["value"] for r in ok_rows]
             applicable = n_cases - counts[NOT_APPLICABLE]
             per_metric[name] = {
                 "mean": sum(values) / len(values) if values else None,
@@ -358,6 +439,14 @@ def aggregate(rows: list[dict], runs: list[MethodRun], metric_names: list[str], 
                 "coverage": len(values) / applicable if applicable else None,
                 "status_counts": counts,
             }
+            if any("points" in r for r in ok_rows):  # point metrics: the mean over all points pooled, too
+                points = sum(r.get("points", 0) for r in ok_rows)
+                per_metric[name]["pooled_mean"] = \
+                    sum(r["value"] * r.get("points", 0) for r in ok_rows) / points if points else None
+                per_metric[name]["points"] = points
+            derived = sum(1 for r in ok_rows if r.get("mask") == "derived")
+            if derived:
+                per_metric[name]["derived_masks"] = derived
         resized = len({r["case"] for r in run_rows if r.get("resized")})
         methods[run.name] = {**run.describe(), "resized_edits": resized, "metrics": per_metric}
     return methods

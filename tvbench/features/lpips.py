@@ -56,6 +56,16 @@ class LpipsModel:
     def distance(self, a: Image.Image, b: Image.Image) -> float:
         if a.size != b.size:
             raise ValueError(f"LPIPS needs equal sizes, got {a.size} and {b.size}")
-        x = to_lpips_tensor(a).to(self.device)
-        y = to_lpips_tensor(b).to(self.device)
-        return float(self.model(x, y).flatten()[0])
+        return self._distance(to_lpips_tensor(a), to_lpips_tensor(b))
+
+    @torch.inference_mode()
+    def distance_at(self, a: Image.Image, b: Image.Image, size: tuple[int, int]) -> float:
+        """LPIPS after resizing both [-1, 1] tensors to ``size`` (W, H) with bilinear interpolation, no antialias
+        (``F.interpolate``'s default, as DragDiffusion's similarity script uses)."""
+        width, height = size
+        x, y = (torch.nn.functional.interpolate(to_lpips_tensor(img), (height, width), mode="bilinear")
+                for img in (a, b))
+        return self._distance(x, y)
+
+    def _distance(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        return float(self.model(x.to(self.device), y.to(self.device)).flatten()[0])

@@ -15,7 +15,14 @@ from tvbench.registry import Registry
 
 METRICS: Registry[type[Metric]] = Registry("metric")
 METRICS.register("ds_global_tgt", "tvbench.metrics.dino:DSGlobalTarget")
+METRICS.register("ds_local_tgt", "tvbench.metrics.dino:DSLocalTarget")
+METRICS.register("ds_local_src", "tvbench.metrics.dino:DSLocalSource")
 METRICS.register("lpips_tgt", "tvbench.metrics.lpips:LpipsTarget")
+METRICS.register("md_s", "tvbench.metrics.matching:MDSparse")
+METRICS.register("md_d", "tvbench.metrics.matching:MDDense")
+METRICS.register("dragbench_md", "tvbench.metrics.dragbench:DragBenchMD")
+METRICS.register("dragbench_md_dift", "tvbench.metrics.dragbench:DragBenchMDDift")
+METRICS.register("dragbench_if", "tvbench.metrics.dragbench:DragBenchIF")
 
 # Column order of the paper's Table 1; metrics not listed follow in registry order.
 TABLE1_ORDER = ("ds_global_tgt", "ds_local_tgt", "lpips_tgt", "md_s", "md_d", "pf", "cp")

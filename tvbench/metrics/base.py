@@ -25,6 +25,7 @@ class MetricResult:
     value: float | None
     status: str
     detail: str | None = None
+    extra: dict | None = None  # per-row facts, e.g. {"points": 3} (pooled means) or {"mask": "derived"}
 
 
 class Metric(ABC):
@@ -40,6 +41,10 @@ class Metric(ABC):
     version: ClassVar[str] = "1"  # bump when the same inputs would now give a different number
     summary: ClassVar[str] = ""
     reference: ClassVar[str] = ""  # where the paper defines it
+    # DINOv3 features it reads, as (role, scale): role "source", "target" or "edit"; scale "global" (the scoring
+    # resolution) or "match" (the matching resolution). The scorer encodes them in batches before computing.
+    features: ClassVar[frozenset[tuple[str, str]]] = frozenset()
+    headline: ClassVar[str] = "mean"  # the summary statistic tables show: "mean" (over cases) or "pooled_mean"
 
     def not_applicable_reason(self, case) -> str | None:
         for field in sorted(self.requires):
@@ -48,12 +53,12 @@ class Metric(ABC):
         return None
 
     @abstractmethod
-    def compute(self, ctx: "EditContext") -> float:
-        """The score of ``ctx.edit`` for ``ctx.case``."""
+    def compute(self, ctx: "EditContext") -> "float | MetricResult":
+        """The score of ``ctx.edit`` for ``ctx.case`` (a :class:`MetricResult` when the row needs more facts)."""
 
     @classmethod
     def describe(cls) -> dict:
         bounds = [bound if math.isfinite(bound) else None for bound in cls.range]  # JSON: null = unbounded
         return {"label": cls.label, "latex": cls.latex, "higher_is_better": cls.higher_is_better, "range": bounds,
                 "requires": sorted(cls.requires), "models": sorted(cls.models), "version": cls.version,
-                "reference": cls.reference, "summary": cls.summary}
+                "reference": cls.reference, "summary": cls.summary, "headline": cls.headline}

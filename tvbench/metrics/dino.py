@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from tvbench.metrics.base import Metric
-from tvbench.metrics.functional import ds_global
+from typing import ClassVar
+
+import numpy as np
+
+from tvbench.metrics.base import OK, Metric, MetricResult
+from tvbench.metrics.functional import disc_mask, ds_global, ds_local, patch_mask
+
+DERIVED_MASK_RADIUS = 0.1  # fraction of the image's long side
 
 
 class DSGlobalTarget(Metric):
@@ -16,6 +22,63 @@ class DSGlobalTarget(Metric):
     models = frozenset({"dino"})
     summary = "cosine of the DINOv3 CLS tokens of the target and the edit"
     reference = "eq. C.8"
+    features = frozenset({("target", "global"), ("edit", "global")})
 
     def compute(self, ctx) -> float:
         return ds_global(ctx.dino("target").cls, ctx.dino("edit").cls)
+
+
+def reference_mask(case, role: str, size: tuple[int, int]) -> tuple[np.ndarray, str | None]:
+    """The mask of the edited region on the ``role`` image ("source" or "target"), and how it was derived if the
+    case has none: discs of radius 0.1 x the long side around the drag points on that image (handles on the
+    source, targets on the target)."""
+    mask_role = "mask_source" if role == "source" else "mask_target"
+    if case.image(mask_role) is not None:
+        return case.open_mask(mask_role), None
+    radius = DERIVED_MASK_RADIUS * max(size)
+    centres = [(p[0], p[1]) if role == "source" else (p[2], p[3]) for p in case.points]
+    return disc_mask(centres, size, radius), f"no {mask_role}: discs of radius {radius:g} px around the drag points"
+
+
+class _DSLocal(Metric):
+    """eq. C.9-C.10 with the mask average-pooled to the reference's patch grid (patch masked when >= half inside)."""
+
+    role: ClassVar[str]
+    higher_is_better = True
+    range = (-1.0, 1.0)
+    models = frozenset({"dino"})
+    reference = "eq. C.9-C.10"
+
+    def not_applicable_reason(self, case) -> str | None:
+        reason = super().not_applicable_reason(case)
+        mask_role = "mask_source" if self.role == "source" else "mask_target"
+        if reason is None and case.image(mask_role) is None and not case.points:
+            reason = f"the case has no {mask_role} and no drag points to derive one from"
+        return reason
+
+    def compute(self, ctx) -> MetricResult:
+        reference = ctx.dino(self.role).patches
+        mask, derived = reference_mask(ctx.case, self.role, ctx.image(self.role).size)
+        value = ds_local(reference, ctx.dino("edit").patches, patch_mask(mask, tuple(reference.shape[:2])))
+        return MetricResult(value, OK, derived, {"mask": "derived"} if derived else None)
+
+
+class DSLocalTarget(_DSLocal):
+    name = "ds_local_tgt"
+    label = "DS_local^tgt"
+    latex = r"DS$_{\mathrm{local}}^{\mathrm{tgt}}$"
+    role = "target"
+    requires = frozenset({"target"})
+    features = frozenset({("target", "global"), ("edit", "global")})
+    summary = ("mean over the target's masked patches (mask_target pooled to the patch grid, >= 50% inside) of the "
+               "best cosine with any patch of the edit")
+
+
+class DSLocalSource(_DSLocal):
+    name = "ds_local_src"
+    label = "DS_local^src"
+    latex = r"DS$_{\mathrm{local}}^{\mathrm{src}}$"
+    role = "source"
+    features = frozenset({("source", "global"), ("edit", "global")})
+    summary = ("mean over the source's masked patches (mask_source pooled to the patch grid, >= 50% inside) of the "
+               "best cosine with any patch of the edit")
