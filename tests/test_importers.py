@@ -211,6 +211,9 @@ def test_allowed_globals_cannot_be_misused():
         load_untrusted(b"\x80\x04cnumpy\nndarray\nK\x03\x85R.")
     with pytest.raises(UnsafePickleError, match="ndarray reconstruction"):
         load_untrusted(b"\x80\x04cnumpy.core.multiarray\n_reconstruct\ncnumpy\ndtype\nK\x00\x85C\x01b\x87R.")
+    for state in (b"}X\x01\x00\x00\x00aK\x01s", b"N}X\x01\x00\x00\x00aK\x01s\x86"):  # BUILD: dict, slot state
+        with pytest.raises(UnsafePickleError, match="refused setting"):
+            load_untrusted(b"\x80\x04cnumpy\ndtype\n" + state + b"b.")
 
 
 @needs_dev

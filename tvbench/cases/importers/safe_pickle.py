@@ -36,15 +36,34 @@ def _multiarray_function(name: str) -> Any:
     return getattr(multiarray, name)
 
 
-class _NdarrayToken:
-    """Stands for ``numpy.ndarray`` on the unpickler's stack: usable as ``_reconstruct``'s first argument only,
-    so a pickle cannot call the ndarray constructor directly (e.g. to map an arbitrary buffer)."""
+class _Frozen:
+    """What the unpickler gets instead of a real global: a pickle's BUILD opcode would otherwise set attributes
+    on it (shared by every later load), so both ways BUILD changes an object are refused."""
+
+    __slots__ = ("_call", "_name")
+
+    def __init__(self, name: str, call: Any = None):
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_call", call)
+
+    def __call__(self, *args: Any) -> Any:
+        if self._call is None:
+            raise UnsafePickleError(f"refused a direct call of {self._name}")
+        return self._call(*args)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise UnsafePickleError(f"refused setting attributes on {self._name}")
+
+    def __setstate__(self, state: Any) -> None:
+        raise UnsafePickleError(f"refused setting the state of {self._name}")
 
     def __repr__(self) -> str:
-        return "numpy.ndarray"
+        return self._name
 
 
-_NDARRAY = _NdarrayToken()
+_NDARRAY = _Frozen("numpy.ndarray")
+"""Stands for ``numpy.ndarray``: usable as ``_reconstruct``'s first argument only, so a pickle cannot call the
+ndarray constructor directly (e.g. to map an arbitrary buffer)."""
 
 
 def _checked_dtype(obj: Any, *args: Any) -> np.dtype:
@@ -68,13 +87,13 @@ def _scalar(dtype: Any, *args: Any) -> Any:
     return _multiarray_function("scalar")(dtype, *args)
 
 
-_ALLOWED: dict[tuple[str, str], Any] = {
+_ALLOWED: dict[tuple[str, str], _Frozen] = {
     ("numpy", "ndarray"): _NDARRAY,
-    ("numpy", "dtype"): _checked_dtype,
+    ("numpy", "dtype"): _Frozen("numpy.dtype", _checked_dtype),
 }
 for _module in ("numpy.core.multiarray", "numpy._core.multiarray"):
-    _ALLOWED[(_module, "_reconstruct")] = _reconstruct
-    _ALLOWED[(_module, "scalar")] = _scalar
+    _ALLOWED[(_module, "_reconstruct")] = _Frozen(f"{_module}._reconstruct", _reconstruct)
+    _ALLOWED[(_module, "scalar")] = _Frozen(f"{_module}.scalar", _scalar)
 
 
 class ArrayOnlyUnpickler(pickle.Unpickler):
