@@ -309,3 +309,10 @@ def test_missing_source_is_a_benchmark_error(tmp_path):
     with pytest.raises(BenchmarkError, match="no points.json found"):
         read_source("drag100", tmp_path / "empty")
     assert issubclass(ImportFailed, TvbenchError)
+
+
+def test_folder_above_drag_bench_data_and_macos_leftovers(tmp_path):
+    make_dragbench_case(tmp_path / "zip" / "drag_bench_data", "animals", "a")
+    make_dragbench_case(tmp_path / "zip" / "__MACOSX" / "drag_bench_data", "animals", "a", meta=b"\x00junk")
+    bench = read_source("dragbench", tmp_path / "zip")
+    assert [c.id for c in bench] == ["animals__a"] and not bench.validate()
