@@ -218,6 +218,37 @@ def export(
     say(f"wrote {len(benchmark)} cases to {out} ({fmt}), hash {benchmark.hash}")
 
 
+# --- data import (importers subpackage) ---
+@data_app.command("import")
+def import_(
+    fmt: Optional[str] = typer.Argument(None, metavar="FORMAT", help="dragbench, drag100 or hf; omit to list them."),
+    src: Optional[str] = typer.Argument(None, metavar="SRC", help="The folder (or hf:ID) to import."),
+    out: Optional[Path] = typer.Argument(None, metavar="OUT", help="Destination folder benchmark."),
+    overwrite: bool = typer.Option(False, help="Replace an existing benchmark at the destination."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Import another benchmark's layout (DragBench, Drag100, a HF dataset) as a folder benchmark."""
+    from tvbench.cases.importers import DESCRIPTIONS, IMPORTERS, ImportFailed, import_benchmark
+
+    if fmt is None:
+        for name in IMPORTERS.names():
+            typer.echo(f"{name}: {DESCRIPTIONS.get(name, '')}")
+        return
+    IMPORTERS.entry(fmt)  # an unknown format fails here, with a did-you-mean
+    if src is None or out is None:
+        raise ConfigError(f"tvbench data import {fmt} SRC OUT: give the source and the destination folder")
+    try:
+        benchmark = import_benchmark(fmt, src, out, overwrite=overwrite, progress=not quiet)
+    except ImportFailed as exc:
+        if len(exc.errors) == 1:
+            raise
+        for problem in exc.errors:
+            say(f"{src}: {problem}")
+        raise TvbenchError(f"{src}: {len(exc.errors)} case(s) cannot be imported; nothing was written") from None
+    say(f"imported {len(benchmark)} cases to {out}, hash {benchmark.hash}")
+# --- end data import ---
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: one-line errors, meaningful exit codes."""
     try:
