@@ -89,6 +89,11 @@ def score(
     metrics: Optional[str] = typer.Option(None, help="Comma-separated metric names (default: all image metrics)."),
     backbone: Optional[str] = typer.Option(None, help="DINOv3: hub id (timm or transformers) or local folder."),
     resolution: Optional[int] = typer.Option(None, help="Long side in pixels of the images fed to DINOv3."),
+    match_resolution: int = typer.Option(896, help="Long side in pixels for the DINOv3 features of point matching."),
+    feature_cache: str = typer.Option("auto", help="Folder of the on-disk feature cache; 'auto' (tvbench cache) or "
+                                                   "'off'."),
+    dift_model: str = typer.Option("stabilityai/stable-diffusion-2-1",
+                                   help="SD 2.1 weights (hub id or folder) for the dragbench_md_dift metric."),
     lpips_net: str = typer.Option("alex", help="LPIPS network: alex, vgg or squeeze."),
     smoke: bool = typer.Option(False, help="Random-weight networks: an offline pipeline check, not paper numbers."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, mps."),
@@ -104,8 +109,9 @@ def score(
     if smoke and backbone:
         raise ConfigError("--smoke uses its own random backbone; drop --backbone or --smoke")
     config = ScoringConfig(metrics=_split(metrics) or None, backbone=backbone or DEFAULT_BACKBONE,
-                           resolution=resolution or DEFAULT_RESOLUTION, lpips_net=lpips_net, smoke=smoke,
-                           device=device, dtype=dtype, rescore=rescore)
+                           resolution=resolution or DEFAULT_RESOLUTION, match_resolution=match_resolution,
+                           lpips_net=lpips_net, smoke=smoke, device=device, dtype=dtype, rescore=rescore,
+                           feature_cache=None if feature_cache == "off" else feature_cache, dift_model=dift_model)
     summary = score_results(results, config, bench_spec=bench, progress=not quiet)
     typer.echo(render(build_leaderboard(summary), "markdown"), nl=False)
     say(f"wrote {results / SCORES_FILE} and {results / SUMMARY_FILE}")

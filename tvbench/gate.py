@@ -61,11 +61,11 @@ def _compare_identity(current: dict, baseline: dict) -> list[Finding]:
 
 
 def _compare_metric(method: str, metric: str, base: dict, cur: dict | None, higher_is_better: bool,
-                    tolerance: float, two_sided: bool) -> Finding:
-    base_mean = base.get("mean")
+                    tolerance: float, two_sided: bool, headline: str = "mean") -> Finding:
+    base_mean = base.get(headline)
     if cur is None:
         return Finding(method, metric, base_mean, None, False, "metric missing from the scores")
-    mean = cur.get("mean")
+    mean = cur.get(headline)
     if (cur.get("coverage") or 0) < (base.get("coverage") or 0) - 1e-12:
         return Finding(method, metric, base_mean, mean, False,
                        f"coverage fell from {base.get('n')}/{base.get('applicable')} "
@@ -98,6 +98,7 @@ def run_gate(current: dict, baseline: dict, tolerances: list[str] | None = None,
             continue
         for metric, base in base_info.get("metrics", {}).items():
             higher = bool(metrics.get(metric, {}).get("higher_is_better", True))
+            headline = metrics.get(metric, {}).get("headline", "mean")  # the statistic the tables show
             findings.append(_compare_metric(method, metric, base, cur_info.get("metrics", {}).get(metric), higher,
-                                            per_metric.get(metric, default), two_sided))
+                                            per_metric.get(metric, default), two_sided, headline))
     return findings

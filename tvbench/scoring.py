@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -327,6 +328,7 @@ class ScoreMemo:
 
     def __init__(self, path: Path, enabled: bool = True):
         self.path = path
+        self.reused = 0
         self._rows: dict[tuple, dict] = {}
         if enabled:
             for row in read_jsonl(path):
@@ -338,7 +340,9 @@ class ScoreMemo:
         return row.get("method"), row.get("case"), row.get("metric"), row.get("key"), row.get("edit_sha")
 
     def get(self, method: str, case: str, metric: str, key: str, edit_sha: str | None) -> dict | None:
-        return self._rows.get((method, case, metric, key, edit_sha))
+        row = self._rows.get((method, case, metric, key, edit_sha))
+        self.reused += row is not None
+        return row
 
     def add(self, row: dict) -> None:
         if row["status"] in (OK, NOT_APPLICABLE):
@@ -463,8 +467,14 @@ def score_results(results: Path, config: ScoringConfig | None = None, bench_spec
     memo = ScoreMemo(results / CACHE_FILE, enabled=not config.rescore)
     store = scorer.new_store()
     rows: list[dict] = []
+    started = time.perf_counter()
     for case in track(bench.cases, "scoring", enabled=progress):
         rows += _score_case(scorer, case, runs, memo, store)
+    work = {"seconds": round(time.perf_counter() - started, 3),
+            "rows_reused": memo.reused, "rows_computed": len(rows) - memo.reused}
+    if store is not None:
+        work.update(dino_forwards=store.forwards, feature_cache_hits=store.disk.hits if store.disk else 0,
+                    feature_cache=str(store.disk.folder) if store.disk else None)
     metric_names = [m.name for m in scorer.metrics]
     summary = {
         "schema_version": SCORES_SCHEMA_VERSION,
@@ -475,6 +485,7 @@ def score_results(results: Path, config: ScoringConfig | None = None, bench_spec
         "metrics": {m.name: m.describe() for m in scorer.metrics},
         "edits_resized_to": "source size (bicubic) before scoring, when an edit's size differs",
         "methods": aggregate(rows, runs, metric_names, len(bench)),
+        "work": work,  # what this run computed (reused rows and cached features cost nothing)
         "environment": environment(),
     }
     atomic_write_text(results / SCORES_FILE, "".join(jsonl_line(r) for r in rows))

@@ -24,8 +24,9 @@ METRICS.register("dragbench_md", "tvbench.metrics.dragbench:DragBenchMD")
 METRICS.register("dragbench_md_dift", "tvbench.metrics.dragbench:DragBenchMDDift")
 METRICS.register("dragbench_if", "tvbench.metrics.dragbench:DragBenchIF")
 
-# Column order of the paper's Table 1; metrics not listed follow in registry order.
+# Column order of the paper's Table 1, then the source-side and DragBench (Table F.5) metrics; others follow.
 TABLE1_ORDER = ("ds_global_tgt", "ds_local_tgt", "lpips_tgt", "md_s", "md_d", "pf", "cp")
+COLUMN_ORDER = TABLE1_ORDER + ("ds_local_src", "dragbench_md", "dragbench_md_dift", "dragbench_if")
 IMAGE_MODELS = frozenset({"dino", "lpips"})
 
 
@@ -47,5 +48,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["ERROR", "METRICS", "MISSING", "NOT_APPLICABLE", "OK", "STATUSES", "TABLE1_ORDER", "Metric",
+__all__ = ["ERROR", "METRICS", "MISSING", "NOT_APPLICABLE", "OK", "STATUSES", "TABLE1_ORDER", "COLUMN_ORDER", "Metric",
            "MetricResult", "default_metrics", "get_metric", "score_images"]

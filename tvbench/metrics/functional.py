@@ -110,8 +110,10 @@ def _axis_taps(positions: torch.Tensor, n_pixels: int, n_cells: int) -> tuple[to
     """The two grid cells (low, high) and the weight of the high one, reading a grid of ``n_cells`` cells stretched
     over ``n_pixels`` pixels at pixel ``positions``: the source index of ``F.interpolate(..., mode="bilinear",
     align_corners=False)`` (clamped at the borders, where low == high)."""
-    source = ((positions.double() + 0.5) * (n_cells / n_pixels) - 0.5).clamp_min(0.0)
-    low = source.floor().clamp(max=n_cells - 1)
+    source = ((positions.double() + 0.5) * (n_cells / n_pixels) - 0.5).clamp(0.0, n_cells - 1)
+    low = source.floor()
+    # past the last cell centre the value is that cell's, exactly (not (1 - f) * v + f * v), so the border band's
+    # pixels tie exactly and the tie rule, not rounding, picks among them
     return low.long(), (low + 1).clamp(max=n_cells - 1).long(), source - low
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tvbench.errors import ResultsError
 from tvbench.io import read_json_object
-from tvbench.metrics import TABLE1_ORDER
+from tvbench.metrics import COLUMN_ORDER
 
 SUMMARY_FILE = "summary.json"
 
@@ -75,7 +75,7 @@ class Leaderboard:
 
 
 def _ordered_metrics(metrics: dict) -> list[str]:
-    known = [name for name in TABLE1_ORDER if name in metrics]
+    known = [name for name in COLUMN_ORDER if name in metrics]
     return known + [name for name in metrics if name not in known]
 
 
@@ -98,9 +98,12 @@ def build_leaderboard(summary: dict) -> Leaderboard:
         cells = {}
         for column in columns:
             stats = info.get("metrics", {}).get(column.name, {})
-            cells[column.name] = Cell(stats.get("mean"), int(stats.get("n", 0)), int(stats.get("applicable", 0)))
+            headline = metrics[column.name].get("headline", "mean")  # e.g. DragBench's MD is pooled over points
+            cells[column.name] = Cell(stats.get(headline), int(stats.get("n", 0)), int(stats.get("applicable", 0)))
         inputs = info.get("inputs", "?")
         rows.append(Row(method, inputs, cells, ranked="GT" not in inputs.split("+")))
+    # A metric that applies to no case of this benchmark (target metrics on DragBench) is left out of the table.
+    columns = [c for c in columns if any(row.cells[c.name].applicable for row in rows)] if rows else columns
     rows.sort(key=lambda row: not row.ranked)  # stable: references last, others in summary order
     for column in columns:
         _rank(rows, column)

@@ -13,6 +13,7 @@ from typing import Callable
 
 from tvbench.cases.benchmark import Benchmark
 from tvbench.cases.folder import write_folder
+from tvbench.cases.loaders import load_benchmark
 from tvbench.errors import CaseError, TvbenchError
 from tvbench.registry import Registry
 
@@ -55,7 +56,7 @@ def read_source(fmt: str, src: str | Path, *, progress: bool = False) -> Benchma
 
 def import_benchmark(fmt: str, src: str | Path, out: str | Path, *, overwrite: bool = False,
                      progress: bool = False) -> Benchmark:
-    """Read ``src`` as ``fmt``, validate every case, then write a folder benchmark at ``out``.
+    """Read ``src`` as ``fmt``, validate every case, then write a folder benchmark at ``out`` and return it.
 
     Raises :class:`ImportFailed` (every bad case, one line each) before writing anything.
     """
@@ -68,7 +69,7 @@ def import_benchmark(fmt: str, src: str | Path, out: str | Path, *, overwrite: b
     if errors:
         raise ImportFailed(str(src), errors)
     write_folder(bench, out, overwrite=overwrite, progress=progress)
-    return bench
+    return load_benchmark(out)  # the written copy: runs and scores then refer to it, not to the raw source
 
 
 __all__ = ["DESCRIPTIONS", "IMPORTERS", "ImportFailed", "import_benchmark", "read_hf_source", "read_source"]
