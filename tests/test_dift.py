@@ -121,6 +121,18 @@ def test_ensemble_mean_is_the_mean_of_independent_members(dift):
     assert torch.allclose(dift.feature_map(picture, prompt), expected, atol=1e-5)
 
 
+def test_one_encoding_serves_the_whole_ensemble(dift):
+    """Encoding the repeated batch (as the original does) gives each copy the posterior of a single encoding."""
+    pixels = dift.pixels(image(72, 40, seed=6))
+    with torch.no_grad():
+        single = dift.vae.encode(pixels).latent_dist
+        repeated = dift.vae.encode(pixels.repeat(3, 1, 1, 1)).latent_dist
+    assert torch.allclose(repeated.mean, single.mean.expand(3, -1, -1, -1), atol=1e-5)
+    assert torch.allclose(repeated.std, single.std.expand(3, -1, -1, -1), atol=1e-5)
+    latents = dift.noisy_latents(image(72, 40, seed=6))
+    assert latents.shape == (3, 4, 5, 9)
+
+
 def test_prompt_changes_the_features(dift):
     picture = image(64, 48, seed=5)
     assert not torch.allclose(dift.feature_map(picture, "a cat"), dift.feature_map(picture, "a bridge at night"))

@@ -90,6 +90,7 @@ class DiftBackbone:
         except ImportError as exc:
             raise UnavailableError(f"DIFT features need diffusers and transformers ({exc.name} is missing): "
                                    "pip install 'tvbench[diffusers]'") from None
+        torch_dtype = pick_dtype(dtype)  # a typo fails before gigabytes are read
         try:
             weights = resolve_weights(spec, what="Stable Diffusion (DIFT)", marker=PIPELINE_MARKER,
                                       patterns=PIPELINE_PATTERNS)
@@ -99,7 +100,6 @@ class DiftBackbone:
                                        f"Nov 2025: use a cached copy, a local folder, or the unofficial mirror "
                                        f"{MIRROR_SD}") from None
             raise
-        torch_dtype = pick_dtype(dtype)
         parts = _load_components(str(weights.path), weights.id, torch_dtype)
         return cls(**parts, spec=weights.id, revision=weights.revision, device=pick_device(device),
                    dtype=torch_dtype, t=t, up_ft_index=up_ft_index, ensemble_size=ensemble_size, seed=seed)
@@ -142,9 +142,12 @@ class DiftBackbone:
     def noisy_latents(self, image: Image.Image, generator: torch.Generator | None = None) -> torch.Tensor:
         """``(ensemble, 4, H/8, W/8)``: sampled VAE latents of the repeated image, diffused to ``t``."""
         generator = generator or self.generator()
-        batch = self.pixels(image).to(device=self.device, dtype=self.dtype).repeat(self.ensemble_size, 1, 1, 1)
-        posterior = self.vae.encode(batch).latent_dist
-        latents = posterior.mean + posterior.std * self._randn(posterior.mean.shape, generator)
+        # The VAE encoder is deterministic, so the repeated copies all share one posterior: encode once and draw
+        # ``ensemble_size`` samples from it (the same distribution as encoding the repeated batch, at 1/8 the
+        # cost; on CPU the encoder dominates the protocol's time).
+        posterior = self.vae.encode(self.pixels(image).to(device=self.device, dtype=self.dtype)).latent_dist
+        shape = (self.ensemble_size, *posterior.mean.shape[1:])
+        latents = posterior.mean + posterior.std * self._randn(torch.Size(shape), generator)
         latents = latents * self.vae.config.scaling_factor
         noise = self._randn(latents.shape, generator)
         timesteps = torch.full((latents.shape[0],), self.t, dtype=torch.long, device=self.device)
