@@ -193,3 +193,25 @@ def test_half_precision_still_returns_float32(sd_dir):
     half = DiftBackbone.from_pretrained(str(sd_dir), device="cpu", dtype="bfloat16", ensemble_size=2)
     features = half.feature_map(image(64, 48), "a cat")
     assert features.dtype == torch.float32 and torch.isfinite(features).all() and half.describe()["dtype"] == "bfloat16"
+
+
+def test_dragbench_md_with_dift_features_through_the_scorer(sd_dir, small_bench, tmp_path):
+    """The DIFT variant of DragBench's MD: an unchanged image's handle features are found where they were."""
+    import math
+
+    from tvbench.cases import load_benchmark
+    from tvbench.io import read_jsonl
+    from tvbench.methods import create_method
+    from tvbench.runner import run_method
+    from tvbench.scoring import ScoringConfig, score_results
+
+    bench = load_benchmark(small_bench)
+    run_method(create_method("identity"), bench, tmp_path / "out", progress=False)
+    config = ScoringConfig(metrics=["dragbench_md_dift"], dift_model=str(sd_dir), device="cpu", feature_cache=None)
+    summary = score_results(tmp_path / "out", config, progress=False)
+    assert summary["scorer"]["models"]["dift"]["t"] == 261
+    rows = {r["case"]: r for r in read_jsonl(tmp_path / "out" / "scores.jsonl")}
+    for case in bench.cases:
+        lengths = [math.hypot(tx - hx, ty - hy) for hx, hy, tx, ty in case.points]
+        assert rows[case.id]["status"] == "ok"
+        assert rows[case.id]["value"] == pytest.approx(sum(lengths) / len(lengths))
