@@ -102,12 +102,12 @@ def score(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Score every method folder with the TV-Edit-Bench metrics; writes scores.jsonl and summary.json."""
-    from tvbench.features import DEFAULT_BACKBONE, DEFAULT_RESOLUTION
+    from tvbench.features import DEFAULT_BACKBONE, DEFAULT_RESOLUTION, RANDOM_BACKBONES
     from tvbench.report import build_leaderboard, render
     from tvbench.scoring import SCORES_FILE, SUMMARY_FILE, ScoringConfig, score_results
 
-    if smoke and backbone:
-        raise ConfigError("--smoke uses its own random backbone; drop --backbone or --smoke")
+    if smoke and backbone and backbone not in RANDOM_BACKBONES:
+        raise ConfigError(f"--smoke uses random weights; --backbone may only pick one of {', '.join(RANDOM_BACKBONES)}")
     config = ScoringConfig(metrics=_split(metrics) or None, backbone=backbone or DEFAULT_BACKBONE,
                            resolution=resolution or DEFAULT_RESOLUTION, match_resolution=match_resolution,
                            lpips_net=lpips_net, smoke=smoke, device=device, dtype=dtype, rescore=rescore,

@@ -27,7 +27,8 @@ from PIL import Image, UnidentifiedImageError
 from tvbench.cases import Benchmark, Case, ImageRef, load_benchmark
 from tvbench.cases.case import pixel_digest
 from tvbench.errors import CaseError, ConfigError, ResultsError, one_line
-from tvbench.features import DEFAULT_BACKBONE, DEFAULT_RESOLUTION, DinoBackbone, FeatureStore, LpipsModel, pick_device
+from tvbench.features import (DEFAULT_BACKBONE, DEFAULT_RESOLUTION, RANDOM_BACKBONES, DinoBackbone, FeatureStore,
+                              LpipsModel, pick_device)
 from tvbench.features.cache import FeatureCache, default_feature_cache_dir
 from tvbench.io import (append_jsonl, atomic_write_json, atomic_write_text, config_hash, finite_or_none, iter_files,
                         jsonl_line, read_jsonl)
@@ -136,7 +137,9 @@ class Scorer:
         device = pick_device(config.device)
         self.backbone = None
         if "dino" in needs:
-            spec = SMOKE_BACKBONE if config.smoke else config.backbone
+            spec = config.backbone
+            if config.smoke and spec not in RANDOM_BACKBONES:  # smoke: random weights, by default the tiny ones
+                spec = SMOKE_BACKBONE
             self.backbone = DinoBackbone.from_pretrained(spec, device=str(device), dtype=config.dtype)
         self.lpips = LpipsModel(config.lpips_net, random_trunk=config.smoke, device=device) if "lpips" in needs \
             else None

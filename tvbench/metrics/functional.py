@@ -142,23 +142,54 @@ def sample_features(patches: torch.Tensor, size: tuple[int, int], points) -> tor
     return torch.einsum("ni,ijd,nj->nd", wy, patches.detach().double(), wx)
 
 
-def _cosine_rows(patches: torch.Tensor, size: tuple[int, int], ys: torch.Tensor, xs: torch.Tensor,
+class _GridProducts:
+    """Dot products between each patch and its right, lower, lower-right and lower-left neighbours: enough to get
+    the norm of any bilinear mix of four neighbouring patches without forming it."""
+
+    def __init__(self, patches: torch.Tensor):
+        grid = patches.detach().double()
+        self.grid = grid
+
+        def padded(products: torch.Tensor) -> torch.Tensor:  # zero rows/columns past the edge (weight 0 there)
+            rows, cols = grid.shape[:2]
+            return torch.nn.functional.pad(products, (0, cols - products.shape[1], 0, rows - products.shape[0]))
+
+        self.square = (grid * grid).sum(dim=2)
+        self.right = padded((grid[:, :-1] * grid[:, 1:]).sum(dim=2))
+        self.down = padded((grid[:-1] * grid[1:]).sum(dim=2))
+        self.diagonal = padded((grid[:-1, :-1] * grid[1:, 1:]).sum(dim=2))  # (r, c) . (r + 1, c + 1)
+        self.anti = padded((grid[:-1, 1:] * grid[1:, :-1]).sum(dim=2))  # (r, c + 1) . (r + 1, c)
+
+
+def _cosine_rows(products: _GridProducts, size: tuple[int, int], ys: torch.Tensor, xs: torch.Tensor,
                  queries: torch.Tensor) -> torch.Tensor:
     """Cosine of unit ``queries`` ``(N, D)`` with the upsampled feature map (see :func:`sample_features`) at every
     pixel of rows ``ys`` x columns ``xs``, ``(len(ys) * len(xs), N)`` in row-major order.
 
-    The map is never materialised: interpolation is linear, so dot products are interpolated from the patch grid,
-    and squared norms come from per-row Gram matrices of the row-interpolated grid (exact up to rounding).
+    The map is never materialised: a pixel's feature is a bilinear mix of four neighbouring patches, so its dot
+    product with a query mixes the patches' dot products, and its squared norm is a quadratic form in the
+    patches' pairwise products. Cost per pixel does not grow with the feature dimension.
     """
     width, height = size
-    rows, cols = patches.shape[:2]
-    along_y = torch.einsum("yi,ijd->yjd", _axis_weights(ys, height, rows), patches.detach().double())  # (h, cols, D)
-    low, high, frac = _axis_taps(xs, width, cols)
-    gram = along_y @ along_y.transpose(1, 2)  # (h, cols, cols)
-    keep = 1.0 - frac
-    squared = (keep ** 2 * gram[:, low, low] + 2 * keep * frac * gram[:, low, high] + frac ** 2 * gram[:, high, high])
-    projected = along_y @ queries.T  # (h, cols, N)
-    dots = keep[None, :, None] * projected[:, low] + frac[None, :, None] * projected[:, high]  # (h, w, N)
+    rows, cols = products.grid.shape[:2]
+    r0, r1, fy = _axis_taps(ys, height, rows)
+    c0, c1, fx = _axis_taps(xs, width, cols)
+    ky, kx = (1.0 - fy)[:, None], (1.0 - fx)[None, :]
+    fy, fx = fy[:, None], fx[None, :]
+    w00, w01, w10, w11 = ky * kx, ky * fx, fy * kx, fy * fx  # (h, w); where a tap is clamped its weight is 0
+
+    def at(table: torch.Tensor, r: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return table[r][:, c]
+
+    sq = products.square
+    squared = (w00 ** 2 * at(sq, r0, c0) + w01 ** 2 * at(sq, r0, c1) + w10 ** 2 * at(sq, r1, c0)
+               + w11 ** 2 * at(sq, r1, c1)
+               + 2 * (w00 * w01 * at(products.right, r0, c0) + w10 * w11 * at(products.right, r1, c0)
+                      + w00 * w10 * at(products.down, r0, c0) + w01 * w11 * at(products.down, r0, c1)
+                      + w00 * w11 * at(products.diagonal, r0, c0) + w01 * w10 * at(products.anti, r0, c0)))
+    projected = products.grid @ queries.T  # (rows, cols, N)
+    along_y = ky[:, :, None] * projected[r0] + fy[:, :, None] * projected[r1]  # (h, cols, N)
+    dots = kx[:, :, None] * along_y[:, c0] + fx[:, :, None] * along_y[:, c1]  # (h, w, N)
     return (dots / squared.clamp_min(0.0).sqrt().clamp_min(1e-12).unsqueeze(2)).reshape(-1, queries.shape[0])
 
 
@@ -191,27 +222,26 @@ def match_points(queries: torch.Tensor, edit_patches: torch.Tensor, size: tuple[
     queries = _unit_rows(queries)
     n = queries.shape[0]
     anchors = torch.as_tensor(anchors if anchors is not None else [[0.0, 0.0]] * n, dtype=torch.float64)
-    if windows is None:
-        return _best_in_box(queries, anchors, edit_patches, size, (0, 0, width - 1, height - 1))
-    return torch.cat([_best_in_box(queries[i:i + 1], anchors[i:i + 1], edit_patches, size, tuple(windows[i]))
-                      for i in range(n)])
-
-
-def _best_in_box(queries: torch.Tensor, anchors: torch.Tensor, patches: torch.Tensor, size: tuple[int, int],
-                 box: tuple[int, int, int, int]) -> torch.Tensor:
-    x0, y0, x1, y1 = box
-    n = queries.shape[0]
-    columns = torch.arange(x0, x1 + 1, dtype=torch.float64)
-    rows_per_chunk = max(1, _CHUNK_VALUES // max(1, len(columns) * max(n, patches.shape[1])))
+    boxes = torch.tensor(windows if windows is not None else [(0, 0, width - 1, height - 1)] * n, dtype=torch.float64)
+    left, top = int(boxes[:, 0].min()), int(boxes[:, 1].min())
+    right, bottom = int(boxes[:, 2].max()), int(boxes[:, 3].max())
+    columns = torch.arange(left, right + 1, dtype=torch.float64)
+    rows_per_chunk = max(1, _CHUNK_VALUES // max(1, len(columns) * n))
+    products = _GridProducts(edit_patches)
     best = torch.full((n,), -math.inf, dtype=torch.float64)
     best_xy = torch.zeros((n, 2), dtype=torch.float64)
     best_gap = torch.full((n,), math.inf, dtype=torch.float64)
-    for start in range(y0, y1 + 1, rows_per_chunk):
-        ys = torch.arange(start, min(y1, start + rows_per_chunk - 1) + 1, dtype=torch.float64)
-        sims = _cosine_rows(patches, size, ys, columns, queries)  # (candidates, N), row-major candidates
+    for start in range(top, bottom + 1, rows_per_chunk):
+        ys = torch.arange(start, min(bottom, start + rows_per_chunk - 1) + 1, dtype=torch.float64)
+        sims = _cosine_rows(products, size, ys, columns, queries)  # (candidates, N), row-major candidates
+        grid_y, grid_x = torch.meshgrid(ys, columns, indexing="ij")
+        xs_flat, ys_flat = grid_x.reshape(-1, 1), grid_y.reshape(-1, 1)
+        inside = ((xs_flat >= boxes[:, 0]) & (xs_flat <= boxes[:, 2]) & (ys_flat >= boxes[:, 1])
+                  & (ys_flat <= boxes[:, 3]))
+        sims = sims.masked_fill(~inside, -math.inf)
         chunk_best = sims.max(dim=0).values
         for k in range(n):
-            if not chunk_best[k] >= best[k]:
+            if not (math.isfinite(chunk_best[k]) and chunk_best[k] >= best[k]):
                 continue
             tied = (sims[:, k] == chunk_best[k]).nonzero().flatten()  # ascending: row-major order
             xy = torch.stack([columns[tied % len(columns)], ys[tied // len(columns)]], dim=1)
