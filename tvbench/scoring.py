@@ -19,7 +19,7 @@ import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from PIL import Image, UnidentifiedImageError
 
@@ -33,6 +33,9 @@ from tvbench.metrics import (ERROR, MISSING, NOT_APPLICABLE, OK, STATUSES, Metri
 from tvbench.progress import track
 from tvbench.provenance import environment, now
 from tvbench.runner import read_manifest
+
+if TYPE_CHECKING:
+    from tvbench.judge.config import JudgeConfig
 
 SCORES_FILE = "scores.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -54,6 +57,7 @@ class ScoringConfig:
     device: str = "auto"
     dtype: str = "float32"
     rescore: bool = False  # ignore the memo of earlier rows
+    judge: "JudgeConfig | None" = None  # judge metrics (pf, cp, ...): server, model, decoding; see tvbench/judge/
 
 
 class EditContext:
@@ -113,10 +117,21 @@ class Scorer:
         self.lpips = LpipsModel(config.lpips_net, random_trunk=config.smoke, device=device) if "lpips" in needs \
             else None
         self.device = device
+        # --- judge metrics (tvbench/judge/): graded after the image loop, in a concurrent phase of their own ---
+        self.image_metrics = [metric for metric in self.metrics if "judge" not in metric.models]
+        judged = [metric for metric in self.metrics if "judge" in metric.models]
+        self.judge = None
+        if judged:
+            from tvbench.judge.phase import JudgeSession
+
+            self.judge = JudgeSession(config.judge, judged)
+        # --- end judge ---
         models = self.models()
         self.keys = {metric.name: config_hash({"metric": metric.name, "version": metric.version,
                                                "models": {m: models[m] for m in sorted(metric.models)}})
                      for metric in self.metrics}
+        if self.judge is not None:  # judge keys leave out the server address (same model, same replies)
+            self.keys.update(self.judge.keys())
 
     def models(self) -> dict[str, dict]:
         described: dict[str, dict] = {}
@@ -127,6 +142,8 @@ class Scorer:
                                           "bicubic"}
         if self.lpips is not None:
             described["lpips"] = self.lpips.describe()
+        if self.judge is not None:
+            described["judge"] = self.judge.describe()
         return described
 
     def describe(self) -> dict:
@@ -140,7 +157,7 @@ class Scorer:
               metrics: Iterable[Metric] | None = None) -> dict[str, MetricResult]:
         ctx = EditContext(case, edit, images, store, self.lpips)
         results = {}
-        for metric in metrics if metrics is not None else self.metrics:
+        for metric in metrics if metrics is not None else self.image_metrics:
             reason = metric.not_applicable_reason(case)
             if reason:
                 results[metric.name] = MetricResult(None, NOT_APPLICABLE, reason)
@@ -157,7 +174,7 @@ class Scorer:
     def without_edit(self, case: Case) -> dict[str, MetricResult]:
         """Results for a case the method left without an image: missing, unless the metric does not apply."""
         results = {}
-        for metric in self.metrics:
+        for metric in self.image_metrics:
             reason = metric.not_applicable_reason(case)
             results[metric.name] = MetricResult(None, NOT_APPLICABLE, reason) if reason else \
                 MetricResult(None, MISSING, "no edit image")
@@ -312,7 +329,7 @@ def _score_case(scorer: Scorer, case: Case, runs: list[MethodRun], memo: ScoreMe
             continue
         sha = _file_sha(path)
         todo = []
-        for metric in scorer.metrics:
+        for metric in scorer.image_metrics:
             cached = memo.get(run.name, case.id, metric.name, scorer.keys[metric.name], sha)
             if cached is not None:
                 rows.append(cached)
@@ -376,6 +393,8 @@ def score_results(results: Path, config: ScoringConfig | None = None, bench_spec
     rows: list[dict] = []
     for case in track(bench.cases, "scoring", enabled=progress):
         rows += _score_case(scorer, case, runs, memo, store)
+    if scorer.judge is not None:  # the judge phase: every judge row still needed, concurrently (tvbench/judge/)
+        rows += scorer.judge.score(bench, runs, memo, scorer.keys, results, progress=progress)
     metric_names = [m.name for m in scorer.metrics]
     summary = {
         "schema_version": SCORES_SCHEMA_VERSION,
@@ -388,6 +407,8 @@ def score_results(results: Path, config: ScoringConfig | None = None, bench_spec
         "methods": aggregate(rows, runs, metric_names, len(bench)),
         "environment": environment(),
     }
+    if scorer.judge is not None:
+        scorer.judge.annotate(summary, rows)
     atomic_write_text(results / SCORES_FILE, "".join(jsonl_line(r) for r in rows))
     atomic_write_json(results / SUMMARY_FILE, summary)
     return summary

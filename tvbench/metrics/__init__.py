@@ -10,12 +10,19 @@ and on precomputed features: :mod:`tvbench.metrics.functional`.
 
 from __future__ import annotations
 
-from tvbench.metrics.base import ERROR, MISSING, NOT_APPLICABLE, OK, STATUSES, Metric, MetricResult
+from tvbench.metrics.base import (ERROR, MISSING, NOT_APPLICABLE, OK, REFUSED, STATUSES, UNPARSEABLE, Metric,
+                                  MetricResult)
 from tvbench.registry import Registry
 
 METRICS: Registry[type[Metric]] = Registry("metric")
 METRICS.register("ds_global_tgt", "tvbench.metrics.dino:DSGlobalTarget")
 METRICS.register("lpips_tgt", "tvbench.metrics.lpips:LpipsTarget")
+# --- judge metrics (issue 4): opt-in, they need an OpenAI-compatible server (see tvbench/judge/) ---
+METRICS.register("pf", "tvbench.metrics.judge:PromptFollowing")
+METRICS.register("cp", "tvbench.metrics.judge:ConceptPreservation")
+METRICS.register("pf_drag", "tvbench.metrics.judge:PromptFollowingDrag")
+METRICS.register("cp_drag", "tvbench.metrics.judge:ConceptPreservationDrag")
+# --- end judge metrics ---
 
 # Column order of the paper's Table 1; metrics not listed follow in registry order.
 TABLE1_ORDER = ("ds_global_tgt", "ds_local_tgt", "lpips_tgt", "md_s", "md_d", "pf", "cp")
@@ -40,5 +47,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["ERROR", "METRICS", "MISSING", "NOT_APPLICABLE", "OK", "STATUSES", "TABLE1_ORDER", "Metric",
-           "MetricResult", "default_metrics", "get_metric", "score_images"]
+__all__ = ["ERROR", "METRICS", "MISSING", "NOT_APPLICABLE", "OK", "REFUSED", "STATUSES", "TABLE1_ORDER", "UNPARSEABLE",
+           "Metric", "MetricResult", "default_metrics", "get_metric", "score_images"]

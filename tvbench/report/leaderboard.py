@@ -48,6 +48,10 @@ class Cell:
     n: int
     applicable: int
     rank: int | None = None  # 1 best, 2 second best
+    judged: bool = False  # a judge metric: coverage is always shown
+    flagged: bool = False  # judge coverage below the threshold
+    std: float | None = None  # std over judge repeats
+    threshold: float | None = None  # the judge's coverage threshold
 
     @property
     def partial(self) -> bool:
@@ -98,7 +102,10 @@ def build_leaderboard(summary: dict) -> Leaderboard:
         cells = {}
         for column in columns:
             stats = info.get("metrics", {}).get(column.name, {})
-            cells[column.name] = Cell(stats.get("mean"), int(stats.get("n", 0)), int(stats.get("applicable", 0)))
+            judge = stats.get("judge") or {}
+            cells[column.name] = Cell(stats.get("mean"), int(stats.get("n", 0)), int(stats.get("applicable", 0)),
+                                      judged=bool(judge), flagged=bool(judge.get("flagged")),
+                                      std=judge.get("std_over_repeats"), threshold=judge.get("coverage_threshold"))
         inputs = info.get("inputs", "?")
         rows.append(Row(method, inputs, cells, ranked="GT" not in inputs.split("+")))
     rows.sort(key=lambda row: not row.ranked)  # stable: references last, others in summary order
