@@ -8,8 +8,10 @@ Never guess. A reply is ``ok`` only when every score it states is the same integ
 Anything else is ``unparseable``: no score, two different scores, a prose score next to another number that
 could be one (``score 2 is too harsh, I give 3``), a score off the scale (``5``, ``-1``, ``2.5``,
 ``7/10``), or a score the reply was cut off after (``finish_reason == "length"``, as in truncated JSON
-``{"score": 3`` that might have gone on as ``3.5``). ``refused`` is a reply the model declined to grade: the
-API's ``refusal`` field, a ``content_filter`` stop, or a text with no score that reads as a refusal.
+``{"score": 3`` that might have gone on as ``3.5``), and any reply holding a JSON object that does not parse
+(incomplete, or a score nested in broken JSON): partial JSON is not read. ``refused`` is a reply the model
+declined to grade: the API's ``refusal`` field, a ``content_filter`` stop, or a text with no score that reads as
+a refusal.
 """
 
 from __future__ import annotations
@@ -73,10 +75,11 @@ def _check(value, denominator: str | None = None) -> tuple[int | None, str | Non
     return int(value), None
 
 
-def _json_objects(text: str) -> tuple[list[dict], str]:
-    """Every top-level JSON object in ``text`` and the text left when they are cut out."""
+def _json_objects(text: str) -> tuple[list[dict], str, bool]:
+    """Every top-level JSON object in ``text``, the text left when they are cut out, and whether an object that
+    starts like JSON (``{"``) never parses (incomplete or broken JSON)."""
     decoder = json.JSONDecoder()
-    objects, rest, i = [], [], 0
+    objects, rest, i, broken = [], [], 0, False
     while True:
         start = text.find("{", i)
         if start < 0:
@@ -85,6 +88,7 @@ def _json_objects(text: str) -> tuple[list[dict], str]:
         try:
             obj, end = decoder.raw_decode(text, start)
         except ValueError:
+            broken = broken or bool(re.match(r"\s*\"", text[start + 1:]))
             rest.append(text[i:start + 1])
             i = start + 1
             continue
@@ -92,7 +96,7 @@ def _json_objects(text: str) -> tuple[list[dict], str]:
         if isinstance(obj, dict):
             objects.append(obj)
         i = end
-    return objects, " ".join(rest)
+    return objects, " ".join(rest), broken
 
 
 def _score_field(obj: dict) -> tuple[bool, object]:
@@ -122,7 +126,9 @@ def parse_reply(content: str | None, refusal: str | None = None, finish_reason: 
     found: list[tuple[int, str]] = []  # (score, where)
     problems: list[str] = []
     reasoning = None
-    objects, prose = _json_objects(text)
+    objects, prose, broken = _json_objects(text)
+    if broken:
+        return Parsed(UNPARSEABLE, detail="the reply holds incomplete or invalid JSON" + (" (cut off)" if cut else ""))
     for obj in objects:
         has, value = _score_field(obj)
         if not has:
