@@ -137,6 +137,12 @@ def score(
     summary = score_results(results, config, bench_spec=bench, progress=not quiet)
     typer.echo(render(build_leaderboard(summary), "markdown"), nl=False)
     say(f"wrote {results / SCORES_FILE} and {results / SUMMARY_FILE}")
+    judge_run = (summary.get("judge") or {}).get("this_run")
+    if judge_run:  # judge metrics: what the run cost, and whether a rerun has something to retry
+        cost = f", ${judge_run['cost_usd']:.4f}" if judge_run.get("cost_usd") is not None else ""
+        say(f"judge: {judge_run['requests']} requests ({judge_run['retries']} retries), {judge_run['cache_hits']} "
+            f"cached, {judge_run['tokens']['prompt']}+{judge_run['tokens']['completion']} tokens{cost}; "
+            f"{judge_run['failed_requests']} failed (rerun to retry them)")
 
 
 @app.command()

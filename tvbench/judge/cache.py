@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tvbench.errors import ResultsError
 from tvbench.io import canonical_json, sha256_hex
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS judgments (
@@ -58,7 +59,11 @@ class JudgeCache:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self._connect()  # create the table (and fail early on an unwritable path)
+        try:
+            self._connect()  # create the table (and fail early on an unwritable or corrupt file)
+        except sqlite3.Error as exc:
+            raise ResultsError(f"{self.path}: cannot open the judge cache ({exc}); pass another --judge-cache or "
+                               "delete the file") from None
 
     def _connect(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
