@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -245,3 +246,31 @@ def test_drag_arrows_are_drawn_on_a_copy():
     assert source.getpixel((10, 10)) == (255, 255, 255)  # untouched
     assert drawn.getpixel((10, 10)) == (230, 25, 25)  # handle dot
     assert drawn.getpixel((48, 29)) == (30, 90, 255)  # arrowhead near the target
+
+
+def _write_many(path: str, start: int, n: int) -> None:
+    from tvbench.judge.cache import CachedReply, JudgeCache
+
+    cache = JudgeCache(Path(path))
+    for k in range(start, start + n):
+        cache.put(f"key-{k}", model="m", prompt_id="pf-v1", reply=CachedReply(f"Score: {k % 5}", None, "stop", 1, 1))
+    cache.close()
+
+
+def test_cache_is_shared_safely_by_processes_and_threads(tmp_path):
+    import multiprocessing
+
+    path = str(tmp_path / "shared.sqlite")
+    JudgeCache(Path(path)).close()
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_write_many, args=(path, k * 150, 150)) for k in range(2)]
+    threads = [threading.Thread(target=_write_many, args=(path, 300 + k * 150, 150)) for k in range(2)]
+    for worker in procs + threads:
+        worker.start()
+    for worker in procs + threads:
+        worker.join(timeout=60)
+    assert all(p.exitcode == 0 for p in procs)
+    cache = JudgeCache(Path(path))
+    assert len(cache) == 600 and cache.get("key-451").content == "Score: 1" and cache.get("nope") is None
+    assert cache._connect().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    cache.close()

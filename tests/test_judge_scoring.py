@@ -119,6 +119,8 @@ def test_repeats_give_std_and_disagreement(results):
     assert judge["repeats"] == 3 and len(judge["repeat_means"]) == 3
     assert judge["std_over_repeats"] is not None and 0 <= judge["disagreement_rate"] <= 1
     assert summary["scorer"]["models"]["judge"]["decoding"]["temperature"] == 1.0
+    text = render(build_leaderboard(summary), "markdown")
+    assert " ± " in text and "3 repeats" in text  # mean ± std over repeats, and the repeats in the provenance line
 
 
 def test_metric_keys_follow_model_prompt_and_decoding_but_not_the_server():

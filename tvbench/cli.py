@@ -134,6 +134,8 @@ def score(
         seed=judge_seed, structured=judge_structured, timeout_s=judge_timeout, max_attempts=judge_max_attempts,
         price_in=judge_price_in, price_out=judge_price_out, cache_path=str(judge_cache) if judge_cache else None,
         coverage_threshold=judge_coverage_threshold)
+    if judge_repeats > 1 and judge_temperature == 0:
+        say("note: --judge-repeats at --judge-temperature 0 asks one deterministic question several times")
     summary = score_results(results, config, bench_spec=bench, progress=not quiet)
     typer.echo(render(build_leaderboard(summary), "markdown"), nl=False)
     say(f"wrote {results / SCORES_FILE} and {results / SUMMARY_FILE}")
