@@ -1,6 +1,6 @@
 """Judge throughput: requests per second against a fake server with a fixed latency, by concurrency.
 
-    python benchmarks/judge_bench.py [--latency 0.05] [--requests 96] [--concurrency 1,2,4,8,16]
+    python benchmarks/judge_bench.py [--latency 0.05] [--requests 192] [--concurrency 1,2,4,8,16]
 
 Each level grades ``--requests`` fresh items (own cache) through the real client stack (images PNG-encoded,
 base64 data URLs, openai client, SQLite cache, strict parsing) against :class:`tvbench.judge.testing.FakeJudgeServer`
@@ -61,7 +61,7 @@ def run_level(base_url: str, concurrency: int, work: list[JudgeItem], cache_path
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=0.05, help="server latency per request, seconds")
-    parser.add_argument("--requests", type=int, default=96, help="requests per concurrency level")
+    parser.add_argument("--requests", type=int, default=192, help="requests per concurrency level")
     parser.add_argument("--concurrency", default="1,2,4,8,16", help="comma-separated levels")
     parser.add_argument("--image-size", type=int, default=64, help="side of the (three) images per request, px")
     parser.add_argument("--in-process", action="store_true", help="run the server in this process")
