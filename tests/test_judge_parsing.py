@@ -35,6 +35,9 @@ UNPARSEABLE_REPLIES = [
     '{"score": true}',
     '{"score": "three"}',
     '{"score": null}',
+    '{"score": 1e400}',  # infinity
+    '{"score": NaN}',
+    '{"score": [3]}',
     "Score: 7/10",  # another scale
     '{"reasoning": "cut mid-number", "score": 3',  # incomplete JSON ending on the score: could be 3.5
     '{"reasoning": "no score key"}',
@@ -70,3 +73,19 @@ def test_refusals():
 
 def test_reasoning_is_kept():
     assert parse_reply('{"reasoning": "because", "score": 2}').reasoning == "because"
+
+
+def test_no_prefix_of_a_reply_yields_another_score():
+    """A reply cut anywhere (dropped connection, max_tokens) is either unparseable or still says its own score."""
+    import random
+
+    full = '{"reasoning": "Operation right; 2 of 4 points off, moved 30 px.", "score": 3}'
+    for end in range(len(full) + 1):
+        for finish in ("stop", "length"):
+            parsed = parse_reply(full[:end], finish_reason=finish)
+            assert parsed.status in ("ok", "unparseable") and parsed.score in (None, 3), (full[:end], parsed)
+    rng = random.Random(0)
+    alphabet = 'score:{}"0123456789 ./-,\n'
+    for _ in range(2000):  # random junk never raises and never scores off the scale
+        parsed = parse_reply("".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))))
+        assert parsed.score is None or 0 <= parsed.score <= 4

@@ -17,6 +17,7 @@ a refusal.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 
@@ -66,8 +67,8 @@ def _check(value, denominator: str | None = None) -> tuple[int | None, str | Non
         if not re.fullmatch(r"-?\d+(?:\.\d+)?", text):
             return None, f"score {value!r} is not a number"
         value = float(text)
-    if not isinstance(value, (int, float)):
-        return None, f"score {value!r} is not a number"
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None, f"score {value!r} is not a finite number"
     if value != int(value):
         return None, f"score {value:g} is not an integer"
     if not SCORE_MIN <= value <= SCORE_MAX:
