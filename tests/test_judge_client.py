@@ -15,8 +15,8 @@ from tvbench.judge.client import retry_after_seconds
 from tvbench.judge.images import draw_drag_arrows
 from tvbench.judge.prompts import PROMPT_DIR, available_prompts
 from tvbench.judge.ratelimit import RateLimiter
-from tvbench.judge.testing import (FakeJudgeServer, Scripted, dropped, hang, http_error, json_score, prose,
-                                   refusal)
+from tvbench.judge.testing import (FakeJudgeServer, Scripted, cut_midway, dropped, hang, http_error, json_score,
+                                   prose, refusal)
 
 PROMPT = load_prompt("pf-v1")
 
@@ -75,6 +75,7 @@ ANSWERS = {
     "flaky": [http_error(500), http_error(503), json_score(1)],
     "down": [http_error(500)],
     "dropped": [dropped(), json_score(2)],
+    "cut-midway": [cut_midway(4), json_score(2)],
     "bad-request": [http_error(404)],
     "not-json-body": [Scripted(body=b"<html>oops</html>"), json_score(0)],
 }
@@ -88,17 +89,18 @@ def test_statuses_retries_and_raw_replies(tmp_path):
         "json": ("ok", [3]), "prose": ("ok", [2]), "garbage": ("unparseable", [None]),
         "refusal": ("refused", [None]), "two-numbers": ("unparseable", [None]), "off-scale": ("unparseable", [None]),
         "rate-limited": ("ok", [4]), "flaky": ("ok", [1]), "down": ("error", [None]), "dropped": ("ok", [2]),
-        "bad-request": ("error", [None]), "not-json-body": ("ok", [0]),
+        "cut-midway": ("ok", [2]), "bad-request": ("error", [None]), "not-json-body": ("ok", [0]),
     }
     attempts = {name: r.judgments[0].attempts for name, r in results.items()}
     assert attempts["json"] == 1 and attempts["rate-limited"] == 2 and attempts["flaky"] == 3
     assert attempts["down"] == 3 and attempts["dropped"] == 2 and attempts["bad-request"] == 1  # 4xx: not retried
+    assert attempts["cut-midway"] == 2  # half a body is a failed request, never read
     assert results["json"].value == 0.75 and results["garbage"].value is None
     assert results["garbage"].judgments[0].raw == "lorem ipsum ###"  # the raw reply is kept
     assert "refusal" in results["refusal"].judgments[0].raw
     assert "HTTP 500" in results["down"].detail and "3 attempt" in results["down"].detail
-    assert stats.requests == len(server.requests) == 12 + 1 + 2 + 2 + 1 + 1  # first tries + retries
-    assert stats.retries == 7 and stats.prompt_tokens == 1200 * 10  # ten replies came back
+    assert stats.requests == len(server.requests) == 13 + 1 + 2 + 2 + 1 + 1 + 1  # first tries + retries
+    assert stats.retries == 8 and stats.prompt_tokens == 1200 * 11  # eleven replies came back
 
 
 def test_timeouts_are_retried_then_recorded_as_errors(tmp_path):

@@ -33,6 +33,7 @@ class Scripted:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes | None = None  # raw body instead of a completion (garbage, error JSON)
     drop: bool = False  # close the connection without answering
+    cut_body: bool = False  # send the headers and half the body, then close the connection
     usage: tuple[int, int] = (1200, 80)  # prompt, completion tokens
 
 
@@ -61,6 +62,11 @@ def hang(seconds: float) -> Scripted:
 
 def dropped() -> Scripted:
     return Scripted(drop=True)
+
+
+def cut_midway(score=3) -> Scripted:
+    """A reply whose connection drops halfway through the body."""
+    return json_score(score, cut_body=True)
 
 
 def default_grader(request: dict, index: int) -> Scripted:
@@ -138,6 +144,10 @@ class FakeJudgeServer:
             for name, value in reply.headers.items():
                 handler.send_header(name, value)
             handler.end_headers()
+            if reply.cut_body:
+                handler.wfile.write(body[:len(body) // 2])
+                handler.close_connection = True
+                return
             handler.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timeout)
