@@ -276,3 +276,19 @@ def test_cache_is_shared_safely_by_processes_and_threads(tmp_path):
     assert len(cache) == 600 and cache.get("key-451").content == "Score: 1" and cache.get("nope") is None
     assert cache._connect().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     cache.close()
+
+
+def test_an_interrupt_stops_the_queue_and_keeps_what_came_back(tmp_path):
+    def interrupted():
+        time.sleep(0.2)
+        raise KeyboardInterrupt
+
+    work = [item(f"i{k}", k) for k in range(40)]
+    work[3] = JudgeItem("stop", PROMPT, "stop", interrupted)
+    with FakeJudgeServer(latency=0.02) as server:
+        with pytest.raises(KeyboardInterrupt):
+            evaluate(server, work, tmp_path, concurrency=2)
+        sent = len(server.requests)
+        assert 0 < sent < 30
+        _, stats = evaluate(server, work[:3], tmp_path)  # the first replies were cached before the interrupt
+    assert stats.requests == 0 and stats.cache_hits == 3

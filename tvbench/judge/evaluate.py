@@ -200,8 +200,9 @@ class Evaluator:
         start = time.perf_counter()
         results: list[ItemResult | None] = [None] * len(items)
         if items:
-            with ThreadPoolExecutor(max_workers=min(self.config.concurrency, len(items)),
-                                    thread_name_prefix="tvbench-judge") as pool:
+            pool = ThreadPoolExecutor(max_workers=min(self.config.concurrency, len(items)),
+                                      thread_name_prefix="tvbench-judge")
+            try:
                 futures = {pool.submit(self._one, item, stats): k for k, item in enumerate(items)}
                 for future in track(as_completed(futures), description, enabled=progress, total=len(futures)):
                     k = futures[future]
@@ -209,5 +210,9 @@ class Evaluator:
                         results[k] = future.result()
                     except Exception as exc:  # a bug or an unexpected failure: recorded, the others go on
                         results[k] = ItemResult(items[k].id, ERROR, [], one_line(exc))
+            except BaseException:  # Ctrl-C: drop the queue at once; replies already received are in the cache
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown(wait=True)
         stats.seconds = time.perf_counter() - start
         return [r for r in results if r is not None], stats
