@@ -121,6 +121,10 @@ def test_repeats_give_std_and_disagreement(results):
     assert summary["scorer"]["models"]["judge"]["decoding"]["temperature"] == 1.0
     text = render(build_leaderboard(summary), "markdown")
     assert " ± " in text and "3 repeats" in text  # mean ± std over repeats, and the repeats in the provenance line
+    board = build_leaderboard(summary)
+    assert r"$\pm$" in render(board, "latex") and "pf_std" in render(board, "csv")
+    assert json.loads(render(board, "json"))["rows"][0]["metrics"]["pf"]["flagged"] is False
+    assert "±" in render(board, "html")
 
 
 def test_metric_keys_follow_model_prompt_and_decoding_but_not_the_server():
