@@ -20,7 +20,7 @@ import io
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from PIL import Image, UnidentifiedImageError
 
@@ -37,6 +37,9 @@ from tvbench.metrics import (ERROR, MISSING, NOT_APPLICABLE, OK, STATUSES, Metri
 from tvbench.progress import track
 from tvbench.provenance import environment, now
 from tvbench.runner import read_manifest
+
+if TYPE_CHECKING:
+    from tvbench.judge.config import JudgeConfig
 
 SCORES_FILE = "scores.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -63,6 +66,7 @@ class ScoringConfig:
     rescore: bool = False  # ignore the memo of earlier rows
     feature_cache: str | None = "auto"  # folder of the on-disk feature cache; "auto": the tvbench cache; None: off
     dift_model: str = DEFAULT_DIFT_MODEL  # Stable Diffusion 2.1 weights for the DIFT variant of DragBench's MD
+    judge: "JudgeConfig | None" = None  # judge metrics (pf, cp, ...): server, model, decoding; see tvbench/judge/
 
 
 class EditContext:
@@ -152,10 +156,21 @@ class Scorer:
             self.dift = DiftBackbone.from_pretrained(config.dift_model, device=str(device), dtype=config.dtype)
         self._dift_cache: dict[tuple[str, str], object] = {}
         self.device = device
+        # --- judge metrics (tvbench/judge/): graded after the image loop, in a concurrent phase of their own ---
+        self.image_metrics = [metric for metric in self.metrics if "judge" not in metric.models]
+        judged = [metric for metric in self.metrics if "judge" in metric.models]
+        self.judge = None
+        if judged:
+            from tvbench.judge.phase import JudgeSession
+
+            self.judge = JudgeSession(config.judge, judged)
+        # --- end judge ---
         models = self.models()
         self.keys = {metric.name: config_hash({"metric": metric.name, "version": metric.version,
                                                "models": {m: models[m] for m in sorted(metric.models)}})
                      for metric in self.metrics}
+        if self.judge is not None:  # judge keys leave out the server address (same model, same replies)
+            self.keys.update(self.judge.keys())
 
     def models(self) -> dict[str, dict]:
         described: dict[str, dict] = {}
@@ -169,6 +184,8 @@ class Scorer:
             described["lpips"] = self.lpips.describe()
         if self.dift is not None:
             described["dift"] = self.dift.describe()
+        if self.judge is not None:
+            described["judge"] = self.judge.describe()
         return described
 
     def describe(self) -> dict:
@@ -200,7 +217,7 @@ class Scorer:
         """Every metric on one edit; ``edit_original`` is the edit before it was fitted to the source's size."""
         ctx = EditContext(case, edit, images, self, store, edit_original)
         results = {}
-        for metric in metrics if metrics is not None else self.metrics:
+        for metric in metrics if metrics is not None else self.image_metrics:
             reason = metric.not_applicable_reason(case)
             if reason:
                 results[metric.name] = MetricResult(None, NOT_APPLICABLE, reason)
@@ -220,7 +237,7 @@ class Scorer:
     def without_edit(self, case: Case) -> dict[str, MetricResult]:
         """Results for a case the method left without an image: missing, unless the metric does not apply."""
         results = {}
-        for metric in self.metrics:
+        for metric in self.image_metrics:
             reason = metric.not_applicable_reason(case)
             results[metric.name] = MetricResult(None, NOT_APPLICABLE, reason) if reason else \
                 MetricResult(None, MISSING, "no edit image")
@@ -398,7 +415,7 @@ def _score_case(scorer: Scorer, case: Case, runs: list[MethodRun], memo: ScoreMe
             continue
         sha = _file_sha(path)
         todo = []
-        for metric in scorer.metrics:
+        for metric in scorer.image_metrics:
             cached = memo.get(run.name, case.id, metric.name, scorer.keys[metric.name], sha)
             if cached is not None:
                 rows.append(cached)
@@ -473,6 +490,8 @@ def score_results(results: Path, config: ScoringConfig | None = None, bench_spec
     started = time.perf_counter()
     for case in track(bench.cases, "scoring", enabled=progress):
         rows += _score_case(scorer, case, runs, memo, store)
+    if scorer.judge is not None:  # the judge phase: every judge row still needed, concurrently (tvbench/judge/)
+        rows += scorer.judge.score(bench, runs, memo, scorer.keys, results, progress=progress)
     work = {"seconds": round(time.perf_counter() - started, 3),
             "rows_reused": memo.reused, "rows_computed": len(rows) - memo.reused}
     if store is not None:
@@ -491,6 +510,8 @@ def score_results(results: Path, config: ScoringConfig | None = None, bench_spec
         "work": work,  # what this run computed (reused rows and cached features cost nothing)
         "environment": environment(),
     }
+    if scorer.judge is not None:
+        scorer.judge.annotate(summary, rows)
     atomic_write_text(results / SCORES_FILE, "".join(jsonl_line(r) for r in rows))
     atomic_write_json(results / SUMMARY_FILE, summary)
     return summary

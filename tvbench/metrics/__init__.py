@@ -10,7 +10,8 @@ and on precomputed features: :mod:`tvbench.metrics.functional`.
 
 from __future__ import annotations
 
-from tvbench.metrics.base import ERROR, MISSING, NOT_APPLICABLE, OK, STATUSES, Metric, MetricResult
+from tvbench.metrics.base import (ERROR, MISSING, NOT_APPLICABLE, OK, REFUSED, STATUSES, UNPARSEABLE, Metric,
+                                  MetricResult)
 from tvbench.registry import Registry
 
 METRICS: Registry[type[Metric]] = Registry("metric")
@@ -23,6 +24,11 @@ METRICS.register("md_d", "tvbench.metrics.matching:MDDense")
 METRICS.register("dragbench_md", "tvbench.metrics.dragbench:DragBenchMD")
 METRICS.register("dragbench_md_dift", "tvbench.metrics.dragbench:DragBenchMDDift")
 METRICS.register("dragbench_if", "tvbench.metrics.dragbench:DragBenchIF")
+# judge metrics: opt-in, they need an OpenAI-compatible server (see tvbench/judge/)
+METRICS.register("pf", "tvbench.metrics.judge:PromptFollowing")
+METRICS.register("cp", "tvbench.metrics.judge:ConceptPreservation")
+METRICS.register("pf_drag", "tvbench.metrics.judge:PromptFollowingDrag")
+METRICS.register("cp_drag", "tvbench.metrics.judge:ConceptPreservationDrag")
 
 # Column order of the paper's Table 1, then the source-side and DragBench (Table F.5) metrics; others follow.
 TABLE1_ORDER = ("ds_global_tgt", "ds_local_tgt", "lpips_tgt", "md_s", "md_d", "pf", "cp")
@@ -48,5 +54,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["ERROR", "METRICS", "MISSING", "NOT_APPLICABLE", "OK", "STATUSES", "TABLE1_ORDER", "COLUMN_ORDER", "Metric",
-           "MetricResult", "default_metrics", "get_metric", "score_images"]
+__all__ = ["COLUMN_ORDER", "ERROR", "METRICS", "MISSING", "NOT_APPLICABLE", "OK", "REFUSED", "STATUSES", "TABLE1_ORDER",
+           "UNPARSEABLE", "Metric", "MetricResult", "default_metrics", "get_metric", "score_images"]

@@ -17,7 +17,9 @@ OK = "ok"
 NOT_APPLICABLE = "not_applicable"  # the case lacks an input the metric needs (e.g. no target)
 MISSING = "missing"  # the method produced no image for the case
 ERROR = "error"  # computing failed; the row carries the message
-STATUSES = (OK, NOT_APPLICABLE, MISSING, ERROR)
+UNPARSEABLE = "unparseable"  # a judge replied, but without one unambiguous score; the row keeps the reply
+REFUSED = "refused"  # a judge declined to grade; the row keeps the reply
+STATUSES = (OK, NOT_APPLICABLE, MISSING, ERROR, UNPARSEABLE, REFUSED)
 
 
 @dataclass(frozen=True)

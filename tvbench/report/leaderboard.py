@@ -48,6 +48,10 @@ class Cell:
     n: int
     applicable: int
     rank: int | None = None  # 1 best, 2 second best
+    judged: bool = False  # a judge metric: coverage is always shown
+    flagged: bool = False  # judge coverage below the threshold
+    std: float | None = None  # std over judge repeats
+    threshold: float | None = None  # the judge's coverage threshold
 
     @property
     def partial(self) -> bool:
@@ -99,7 +103,10 @@ def build_leaderboard(summary: dict) -> Leaderboard:
         for column in columns:
             stats = info.get("metrics", {}).get(column.name, {})
             headline = metrics[column.name].get("headline", "mean")  # e.g. DragBench's MD is pooled over points
-            cells[column.name] = Cell(stats.get(headline), int(stats.get("n", 0)), int(stats.get("applicable", 0)))
+            judge = stats.get("judge") or {}
+            cells[column.name] = Cell(stats.get(headline), int(stats.get("n", 0)), int(stats.get("applicable", 0)),
+                                      judged=bool(judge), flagged=bool(judge.get("flagged")),
+                                      std=judge.get("std_over_repeats"), threshold=judge.get("coverage_threshold"))
         inputs = info.get("inputs", "?")
         rows.append(Row(method, inputs, cells, ranked="GT" not in inputs.split("+")))
     # A metric that applies to no case of this benchmark (target metrics on DragBench) is left out of the table.

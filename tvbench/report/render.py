@@ -16,14 +16,31 @@ from tvbench.report.leaderboard import Cell, Leaderboard
 DECIMALS = 4
 
 
-def _number(cell: Cell) -> str:
+LOW_COVERAGE = "low coverage"
+
+
+def _number(cell: Cell, pm: str = "±") -> str:
     if cell.mean is None:
         return "n/a" if cell.applicable == 0 else "–"
-    return f"{cell.mean:.{DECIMALS}f}"
+    spread = f" {pm} {cell.std:.{DECIMALS}f}" if cell.std is not None else ""
+    return f"{cell.mean:.{DECIMALS}f}{spread}"
 
 
 def _coverage(cell: Cell) -> str:
-    return f" ({cell.n}/{cell.applicable})" if cell.partial else ""
+    """(n/N) where partial, and always for judge metrics (PF, CP), flagged when below the judge's threshold."""
+    if not (cell.partial or (cell.judged and cell.applicable)):
+        return ""
+    return f" ({cell.n}/{cell.applicable}{', ' + LOW_COVERAGE if cell.flagged else ''})"
+
+
+def _flag_note(board: Leaderboard) -> str | None:
+    flagged = [cell for row in board.rows for cell in row.cells.values() if cell.flagged]
+    if not flagged:
+        return None
+    threshold = flagged[0].threshold
+    below = f"below {threshold:.0%}" if isinstance(threshold, (int, float)) else "below the threshold"
+    return (f"{LOW_COVERAGE}: the judge graded {below} of the applicable cases (the rest are unparseable, refused, "
+            "error or missing); the mean covers only the graded ones.")
 
 
 def _styled(cell: Cell, best: str, second: str, text: str | None = None) -> str:
@@ -43,6 +60,11 @@ def _provenance_line(board: Leaderboard) -> str:
         parts.append(f"DINOv3 {dino.get('id')} @{dino.get('resolution')}px")
     if "lpips" in models:
         parts.append(f"LPIPS-{models['lpips'].get('net')}")
+    if "judge" in models:
+        judge = models["judge"]
+        prompts = ", ".join(p.get("id", "?") for p in judge.get("prompts", {}).values())
+        repeats = judge.get("repeats", 1)
+        parts.append(f"judge {judge.get('model')} ({prompts}{f', {repeats} repeats' if repeats > 1 else ''})")
     return " · ".join(parts)
 
 
@@ -63,6 +85,9 @@ def to_markdown(board: Leaderboard) -> str:
     lines.append(tabulate(body, headers=headers, tablefmt="pipe", disable_numparse=True))
     lines += ["", "Best in bold, second underlined; (n/N) marks partial coverage; *italic* rows read the ground "
               "truth and are not ranked."]
+    note = _flag_note(board)
+    if note:
+        lines += ["", f"> **Note:** {note}"]
     return "\n".join(lines) + "\n"
 
 
@@ -75,7 +100,7 @@ def _latex_escape(text: str) -> str:
 
 def to_latex(board: Leaderboard) -> str:
     def fmt(cell: Cell) -> str:
-        return _styled(cell, r"\textbf{{{}}}", r"\underline{{{}}}", _number(cell).replace("–", "--"))
+        return _styled(cell, r"\textbf{{{}}}", r"\underline{{{}}}", _number(cell, r"$\pm$").replace("–", "--"))
 
     arrows = {True: r"$\uparrow$", False: r"$\downarrow$"}
     header = " & ".join(["Method", "Input"] + [f"{c.latex} {arrows[c.higher_is_better]}" for c in board.columns])
@@ -83,6 +108,8 @@ def to_latex(board: Leaderboard) -> str:
              rf"% {_latex_escape(_provenance_line(board))}"]
     if board.smoke:
         lines.append(f"% WARNING: {SMOKE_WARNING}")
+    if _flag_note(board):
+        lines.append(f"% NOTE: {_latex_escape(_flag_note(board) or '')}")
     lines += [r"\begin{tabular}{ll" + "c" * len(board.columns) + "}", r"\toprule", header + r" \\", r"\midrule"]
     for row in board.rows:
         if not row.ranked:
@@ -97,14 +124,18 @@ def to_csv(board: Leaderboard) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     header = ["method", "inputs", "ranked"]
+    judged = {c.name for c in board.columns if any(row.cells[c.name].judged for row in board.rows)}
     for c in board.columns:
         header += [c.name, f"{c.name}_n", f"{c.name}_applicable", f"{c.name}_rank"]
+        header += [f"{c.name}_std", f"{c.name}_flagged"] if c.name in judged else []
     writer.writerow(header)
     for row in board.rows:
         line = [row.method, row.inputs, int(row.ranked)]
         for c in board.columns:
             cell = row.cells[c.name]
             line += ["" if cell.mean is None else repr(cell.mean), cell.n, cell.applicable, cell.rank or ""]
+            if c.name in judged:
+                line += ["" if cell.std is None else repr(cell.std), int(cell.flagged)]
         writer.writerow(line)
     return buffer.getvalue()
 
@@ -115,7 +146,8 @@ def to_json(board: Leaderboard) -> str:
         "scorer": board.scorer,
         "columns": [{"name": c.name, "label": c.label, "higher_is_better": c.higher_is_better} for c in board.columns],
         "rows": [{"method": row.method, "inputs": row.inputs, "ranked": row.ranked,
-                  "metrics": {name: {"mean": cell.mean, "n": cell.n, "applicable": cell.applicable, "rank": cell.rank}
+                  "metrics": {name: {"mean": cell.mean, "n": cell.n, "applicable": cell.applicable, "rank": cell.rank,
+                                     **({"std": cell.std, "flagged": cell.flagged} if cell.judged else {})}
                               for name, cell in row.cells.items()}} for row in board.rows],
     }
     return json.dumps(payload, indent=2) + "\n"
@@ -131,6 +163,8 @@ def to_html(board: Leaderboard) -> str:
         f"<td>{html.escape(row.inputs)}</td>" + "".join(f"<td>{fmt(row.cells[c.name])}</td>" for c in board.columns)
         + "</tr>" for row in board.rows)
     warning = f"<p><b>Note:</b> {html.escape(SMOKE_WARNING)}.</p>" if board.smoke else ""
+    if _flag_note(board):
+        warning += f"<p><b>Note:</b> {html.escape(_flag_note(board) or '')}</p>"
     return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>tvbench leaderboard</title>"
             "<style>table{border-collapse:collapse}td,th{padding:4px 10px;border-bottom:1px solid #ccc}"
             "td{text-align:right}td:first-child,td:nth-child(2){text-align:left}</style></head><body>\n"

@@ -1,0 +1,103 @@
+"""The judge's reply cache: SQLite in WAL mode, safe for several threads and processes scoring at once.
+
+A judgment is keyed by a sha256 over everything that decides the reply: the sent images' bytes, the
+instruction, the prompt's id and sha256, the model id, the decoding parameters and the repeat index. The raw
+reply (text, refusal, finish reason) and its token usage are stored, and the status is parsed again on every
+read, so a stricter parser applies to old replies without a request. Only replies are stored: a request that
+failed (timeout, HTTP error) leaves no row, so a rerun retries exactly those.
+
+Each thread has its own connection; WAL lets readers run beside one writer, and a busy timeout makes
+concurrent writers wait instead of failing. (SQLite's locking needs a local file system, not NFS.)
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tvbench.errors import ResultsError
+from tvbench.io import canonical_json, sha256_hex
+
+SCHEMA = """CREATE TABLE IF NOT EXISTS judgments (
+    key TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    prompt_id TEXT NOT NULL,
+    content TEXT,
+    refusal TEXT,
+    finish_reason TEXT,
+    prompt_tokens INTEGER,
+    completion_tokens INTEGER,
+    created REAL NOT NULL
+)"""
+
+
+def judgment_key(*, image_shas: list[str], instruction: str | None, prompt_id: str, prompt_sha: str, model: str,
+                 decoding: dict, repeat: int, layout: str) -> str:
+    """The cache key of one request (see the module docstring)."""
+    return sha256_hex(canonical_json({"images": image_shas, "instruction": instruction, "prompt": prompt_id,
+                                      "prompt_sha256": prompt_sha, "model": model, "decoding": decoding,
+                                      "repeat": repeat, "layout": layout}))
+
+
+@dataclass(frozen=True)
+class CachedReply:
+    content: str | None
+    refusal: str | None
+    finish_reason: str | None
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class JudgeCache:
+    def __init__(self, path: Path, busy_timeout_s: float = 60.0):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.busy_timeout_s = busy_timeout_s
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        try:
+            self._connect()  # create the table (and fail early on an unwritable or corrupt file)
+        except sqlite3.Error as exc:
+            raise ResultsError(f"{self.path}: cannot open the judge cache ({exc}); pass another --judge-cache or "
+                               "delete the file") from None
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(SCHEMA)
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def get(self, key: str) -> CachedReply | None:
+        row = self._connect().execute("SELECT content, refusal, finish_reason, prompt_tokens, completion_tokens "
+                                      "FROM judgments WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        return CachedReply(row[0], row[1], row[2], int(row[3] or 0), int(row[4] or 0))
+
+    def put(self, key: str, *, model: str, prompt_id: str, reply: CachedReply) -> None:
+        self._connect().execute(
+            "INSERT OR REPLACE INTO judgments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (key, model, prompt_id, reply.content, reply.refusal, reply.finish_reason, reply.prompt_tokens,
+             reply.completion_tokens, time.time()))
+
+    def __len__(self) -> int:
+        return int(self._connect().execute("SELECT COUNT(*) FROM judgments").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
