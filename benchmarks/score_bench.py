@@ -34,6 +34,7 @@ from tvbench.cases import load_benchmark
 from tvbench.cases.case import pixel_digest
 from tvbench.features import DinoBackbone
 from tvbench.methods import create_method
+from tvbench.metrics import default_metrics, get_metric
 from tvbench.runner import run_method
 from tvbench.scoring import ScoringConfig, score_results
 
@@ -69,28 +70,32 @@ def make_edits(bench, out: Path, methods: list[str]) -> None:
             outside_edits(bench, out, name, METHODS[name])
 
 
-def unavoidable_images(bench, folders: list[Path]) -> list[Image.Image]:
-    """Each distinct image scoring reads: sources, targets and the edits (identical pixels counted once)."""
-    images: dict[str, Image.Image] = {}
+def unavoidable_images(bench, folders: list[Path], config: ScoringConfig) -> dict[int, dict[str, Image.Image]]:
+    """Per resolution, each distinct image the metrics read (as their declarations say) for the cases they apply
+    to: sources, targets and edits; identical pixels count once."""
+    resolutions = {"global": config.resolution, "match": config.match_resolution}
+    metrics = [get_metric(name) for name in default_metrics()]
+    needed: dict[int, dict[str, Image.Image]] = {resolution: {} for resolution in resolutions.values()}
     for case in bench.cases:
-        for ref in (case.source, case.target):
-            if ref is not None:
-                image = ref.open()
-                images.setdefault(pixel_digest(image), image)
-        for folder in folders:
-            path = folder / f"{case.id}.png"
-            if path.is_file():
-                image = Image.open(path).convert("RGB")
-                images.setdefault(pixel_digest(image), image)
-    return list(images.values())
+        wants = set().union(*(m.features for m in metrics if m.not_applicable_reason(case) is None))
+        for role, scale in wants:
+            if role == "edit":
+                images = [Image.open(folder / f"{case.id}.png").convert("RGB") for folder in folders
+                          if (folder / f"{case.id}.png").is_file()]
+            else:
+                images = [case.open_image(role)]
+            for image in images:
+                needed[resolutions[scale]].setdefault(pixel_digest(image), image)
+    return needed
 
 
-def time_forwards(backbone: DinoBackbone, images: list[Image.Image], config: ScoringConfig) -> tuple[float, int]:
+def time_forwards(backbone: DinoBackbone, needed: dict[int, dict[str, Image.Image]]) -> tuple[float, int]:
+    """One forward per image and resolution, one image at a time."""
     started = time.perf_counter()
-    for resolution in (config.resolution, config.match_resolution):
-        for image in images:
+    for resolution, images in needed.items():
+        for image in images.values():
             backbone.encode([image], resolution)
-    return time.perf_counter() - started, 2 * len(images)
+    return time.perf_counter() - started, sum(len(images) for images in needed.values())
 
 
 def peak_rss_mb() -> float:
@@ -118,16 +123,17 @@ def bench_one(spec: str, work: Path, args) -> dict:
     first = score_results(out, config, bench_spec=spec, progress=False)
     total = time.perf_counter() - started
     folders = [p for p in out.iterdir() if p.is_dir()]
-    unavoidable, forwards = time_forwards(backbone, unavoidable_images(bench, folders), config)
+    before = unavoidable_images(bench, folders, config)
+    unavoidable, forwards = time_forwards(backbone, before)
 
     shutil.move(str(held), str(out / added))
     started = time.perf_counter()
     second = score_results(out, config, bench_spec=spec, progress=False)
     rescore = time.perf_counter() - started
-    new_images = unavoidable_images(bench, [out / added])
-    known = {pixel_digest(img) for img in unavoidable_images(bench, folders)}
-    new_images = [img for img in new_images if pixel_digest(img) not in known]
-    own, own_forwards = time_forwards(backbone, new_images, config)
+    after = unavoidable_images(bench, folders + [out / added], config)
+    new = {resolution: {d: img for d, img in images.items() if d not in before[resolution]}
+           for resolution, images in after.items()}
+    own, own_forwards = time_forwards(backbone, new)
     return {
         "benchmark": f"{bench.name} ({len(bench)} cases)", "methods": len(methods) - 1, "added": added,
         "total_s": total, "scorer_forwards": first["work"]["dino_forwards"], "unavoidable_s": unavoidable,
@@ -150,6 +156,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="first N cases only")
     parser.add_argument("--skip-tps", action="store_true", help="leave tps-warp out (slow to run on CPU)")
     parser.add_argument("--work", type=Path, default=None, help="keep edits and caches here (default: a temp dir)")
+    parser.add_argument("--dragbench-dev", type=Path, default=DEV, help="the DragBench dev cases to import")
     args = parser.parse_args()
     work_root = args.work or Path(tempfile.mkdtemp(prefix="score-bench-"))
     os.environ.setdefault("TVBENCH_CACHE", str(work_root / "cache"))
@@ -160,7 +167,7 @@ def main() -> None:
             from tvbench.cases.importers import import_benchmark
 
             if not (work / "bench" / "cases.jsonl").is_file():
-                import_benchmark("dragbench", DEV, work / "bench")
+                import_benchmark("dragbench", args.dragbench_dev, work / "bench")
             spec = str(work / "bench")
         shutil.rmtree(work / "features", ignore_errors=True)  # a cold cache: the first scoring pays every forward
         for leftover in ("scores.jsonl", "summary.json", "scores.cache.jsonl"):

@@ -170,3 +170,19 @@ def test_two_scorers_sharing_a_cache_at_once(results, tmp_path):
     assert not list(cache.rglob(".partial-*"))
     summary = json.loads((results / "summary.json").read_text())
     assert summary["work"]["feature_cache"].startswith(str(cache))
+
+
+def test_the_store_keeps_a_bounded_number_of_features_in_memory(tmp_path):
+    from conftest import textured
+
+    from tvbench.features import DinoBackbone, FeatureStore
+    from tvbench.features.cache import FeatureCache
+
+    backbone = DinoBackbone.from_pretrained("random-tiny", device="cpu")
+    disk = FeatureCache(tmp_path / "features", {"network": backbone.describe()})
+    store = FeatureStore(backbone, 32, max_items=4, disk=disk)
+    images = [Image.fromarray(textured(32, 32, seed=k)) for k in range(10)]
+    first = [store.get(image).cls.clone() for image in images]
+    assert len(store) == 4 and store.forwards == 10 and disk.writes == 10
+    again = [store.get(image).cls for image in images]  # evicted entries come back from disk, not the network
+    assert store.forwards == 10 and disk.hits == 10 and all(torch.equal(a, b) for a, b in zip(first, again))

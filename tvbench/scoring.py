@@ -392,7 +392,8 @@ def _prefetch(scorer: Scorer, store: FeatureStore, images: CaseImages,
     resolutions = {"global": scorer.config.resolution, "match": scorer.config.match_resolution}
     wanted: dict[int, list[Image.Image]] = {}
     for *_, edit, _original, _resized, todo in pending:
-        for role, scale in set().union(*(m.features for m in todo)):
+        applicable = [m for m in todo if m.not_applicable_reason(images.case) is None]
+        for role, scale in set().union(*(m.features for m in applicable)):
             batch = wanted.setdefault(resolutions[scale], [])
             if role == "edit":
                 batch.append(edit)

@@ -48,6 +48,10 @@ class FeatureStore:
                     self.disk.save(self._disk_key(key), {"cls": features.cls, "patches": features.patches})
             self.forwards += len(pending)
 
+    def __len__(self) -> int:
+        """Entries held in memory (never more than ``max_items``, or one batch if a batch is larger)."""
+        return len(self._features)
+
     def get(self, image: Image.Image, resolution: int | None = None) -> ImageFeatures:
         """Features of ``image``; metrics that need finer patch grids ask for a larger ``resolution``."""
         key = (pixel_digest(image), resolution or self.resolution)
