@@ -26,7 +26,18 @@ class FeatureStore:
         self.max_items = max_items
         self.disk = disk
         self._features: OrderedDict[tuple[str, int], ImageFeatures] = OrderedDict()
+        self._digests: OrderedDict[int, tuple[Image.Image, str]] = OrderedDict()  # id -> (image kept alive, digest)
         self.forwards = 0  # images actually sent through the network
+
+    def digest(self, image: Image.Image) -> str:
+        """The image's pixel digest, hashed once per image object (metrics ask for the same images repeatedly)."""
+        held = self._digests.get(id(image))
+        if held is None or held[0] is not image:
+            held = (image, pixel_digest(image))
+            self._digests[id(image)] = held
+            while len(self._digests) > 4 * self.max_items:
+                self._digests.popitem(last=False)
+        return held[1]
 
     def prefetch(self, images: list[Image.Image], resolution: int | None = None) -> None:
         """Make the images' features at ``resolution`` (default: the store's) ready: from memory, from disk, or
@@ -34,7 +45,7 @@ class FeatureStore:
         resolution = resolution or self.resolution
         pending: dict[tuple[str, int], Image.Image] = {}
         for image in images:
-            key = (pixel_digest(image), resolution)
+            key = (self.digest(image), resolution)
             if key not in self._features and key not in pending:
                 loaded = self._load(key)
                 if loaded is not None:
@@ -54,7 +65,7 @@ class FeatureStore:
 
     def get(self, image: Image.Image, resolution: int | None = None) -> ImageFeatures:
         """Features of ``image``; metrics that need finer patch grids ask for a larger ``resolution``."""
-        key = (pixel_digest(image), resolution or self.resolution)
+        key = (self.digest(image), resolution or self.resolution)
         if key not in self._features:
             self.prefetch([image], key[1])
         self._features.move_to_end(key)
