@@ -38,7 +38,7 @@ from tvbench.metrics import default_metrics, get_metric
 from tvbench.runner import run_method
 from tvbench.scoring import ScoringConfig, score_results
 
-DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "dragbench-dev"
+DEV = Path(os.environ.get("TVBENCH_DRAGBENCH_DEV", Path(__file__).resolve().parents[2] / "shared/data/dragbench-dev"))
 RESOLUTIONS = ("resolution", "match_resolution")
 
 

@@ -14,6 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+# The 50 real DragBench cases shipped beside the repository (shared/data/dragbench-dev), or where the variable says.
+DRAGBENCH_DEV = Path(os.environ.get("TVBENCH_DRAGBENCH_DEV", "/work/shared/data/dragbench-dev"))
+if not DRAGBENCH_DEV.is_dir():
+    DRAGBENCH_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "dragbench-dev"
+
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory):

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import DRAGBENCH_DEV as DEV
 from PIL import Image
 
 from tvbench.cases import load_benchmark
@@ -22,7 +23,6 @@ from tvbench.metrics import default_metrics
 from tvbench.runner import run_method
 from tvbench.scoring import ScoringConfig, score_results
 
-DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "dragbench-dev"
 
 
 def smoke(**overrides) -> ScoringConfig:

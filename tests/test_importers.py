@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import DRAGBENCH_DEV as DEV  # the 50 real cases, 5 a category
 from conftest import textured
 from tvbench.cases import load_benchmark, read_folder, write_hf
 from tvbench.cases.importers import IMPORTERS, ImportFailed, import_benchmark, read_source
@@ -20,7 +21,6 @@ from tvbench.cases.importers.safe_pickle import UnsafePickleError, load_untruste
 from tvbench.cli import main
 from tvbench.errors import BenchmarkError, TvbenchError, UnknownNameError
 
-DEV = Path(os.environ.get("TVBENCH_DRAGBENCH_DEV", "/work/shared/data/dragbench-dev"))  # 50 real cases, 5 a category
 needs_dev = pytest.mark.skipif(not DEV.is_dir(), reason="the DragBench dev subset is not on this machine")
 
 
