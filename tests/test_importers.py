@@ -156,7 +156,9 @@ def _mask(height=48, width=64, value=1):
     ({"prompt": "x", "points": [[1, 1, 1], [2, 2]], "mask": _mask()}, "points[0]: must be [x, y]"),
     ({"prompt": "x", "points": [["a", 1], [2, 2]], "mask": _mask()}, "coordinates must be numbers"),
     ({"prompt": "x", "points": [[1, 1], [2, 2]], "mask": _mask(40)}, "mask: is 64x40 but the image is 64x48"),
-    ({"prompt": "x", "points": [[1, 1], [2, 2]], "mask": _mask(value=2)}, "must hold only 0 and 1, got 0, 2"),
+    ({"prompt": "x", "points": [[1, 1], [2, 2]], "mask": np.concatenate([_mask()[:, :32], _mask(value=2)[:, :32]], 1)},
+     "only 0 and 1 (or 0 and one"),
+    ({"prompt": "x", "points": [[1, 1], [2, 2]], "mask": np.full((48, 64), -1, np.int8)}, "got -1"),
     ({"prompt": "x", "points": [[1, 1], [2, 2]], "mask": _mask()[..., None]}, "must be 2-D"),
     ({"prompt": "x", "points": [[1, 1], [2, 2]], "mask": [[0, 1]]}, "must be a 2-D array, got list"),
 ])
@@ -316,3 +318,15 @@ def test_folder_above_drag_bench_data_and_macos_leftovers(tmp_path):
     make_dragbench_case(tmp_path / "zip" / "__MACOSX" / "drag_bench_data", "animals", "a", meta=b"\x00junk")
     bench = read_source("dragbench", tmp_path / "zip")
     assert [c.id for c in bench] == ["animals__a"] and not bench.validate()
+
+
+def test_drag100_antialiased_masks_are_binarised_and_noted(tmp_path):
+    root = make_drag100(tmp_path / "drag100")
+    mask = np.zeros((60, 80), np.uint8)
+    mask[10:40, 10:50] = 255
+    mask[10, 10:50] = 128  # an antialiased edge: 40 of 4800 pixels
+    Image.fromarray(mask).save(root / "cat" / "001" / "mask.png")
+    bench = read_source("drag100", root)
+    case = bench["cat__001"]
+    assert "binarised at 127.5: 40 pixels" in case.meta["mask"]
+    assert np.asarray(case.mask_source.open("L"))[10, 20] == 255 and not bench.validate()

@@ -106,7 +106,7 @@ def drag_pairs(case_id: str, points: Any, width: int, height: int) -> tuple[list
 
 
 def mask_png(case_id: str, field: str, mask: Any, width: int, height: int) -> bytes | None:
-    """A {0, 1} (or boolean) 2-D array as the PNG the folder format expects (mode L, 0 and 255).
+    """A {0, 1} (or boolean, or {0, 255}) 2-D array as the PNG the folder format expects (mode L, 0 and 255).
 
     Returns ``None`` for an all-zero mask: an empty region is not a mask the folder format can hold, so the
     importer leaves ``mask_source`` out and says so in ``meta``.
@@ -120,9 +120,10 @@ def mask_png(case_id: str, field: str, mask: Any, width: int, height: int) -> by
     if mask.dtype.kind not in "biuf":
         raise CaseError(case_id, field, f"must hold numbers, got dtype {mask.dtype}")
     values = np.unique(mask)
-    if not np.isin(values, (0, 1)).all():
+    if len(values) > 2 or (len(values) == 2 and values[0] != 0) or (len(values) == 1 and values[0] < 0):
         shown = ", ".join(f"{v:g}" for v in values[:5].tolist())
-        raise CaseError(case_id, field, f"must hold only 0 and 1, got {shown}{', ...' if len(values) > 5 else ''}")
+        raise CaseError(case_id, field, f"must hold only 0 and 1 (or 0 and one other value), got {shown}"
+                        f"{', ...' if len(values) > 5 else ''}")
     if not values.any():
         return None
     return encode_png(Image.fromarray((mask != 0).astype(np.uint8) * 255, mode="L"))
