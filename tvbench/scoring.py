@@ -87,7 +87,7 @@ class EditContext:
     def edit_resized(self, resample: int) -> Image.Image:
         """The edit at the source's size with a given resampling filter (protocols that prescribe one)."""
         size = self._images.get("source").size
-        return self.original if self.original.size == size else self.original.resize(size, resample)
+        return self.edit if self.original.size == size else self.original.resize(size, resample)
 
     def dino(self, role: str | Image.Image, resolution: int | None = None):
         """DINOv3 features of a role's image (or of an image) at ``resolution`` (default: the scoring one)."""
