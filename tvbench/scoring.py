@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from tvbench.cases import Benchmark, Case, ImageRef, load_benchmark
@@ -84,6 +85,9 @@ class EditContext:
     def image(self, role: str) -> Image.Image:
         return self.edit if role == "edit" else self._images.get(role)
 
+    def mask(self, role: str) -> np.ndarray:
+        return self._images.mask(role)
+
     def edit_resized(self, resample: int) -> Image.Image:
         """The edit at the source's size with a given resampling filter (protocols that prescribe one)."""
         size = self._images.get("source").size
@@ -120,11 +124,18 @@ class CaseImages:
     def __init__(self, case: Case):
         self.case = case
         self._decoded: dict[str, Image.Image] = {}
+        self._masks: dict[str, np.ndarray] = {}
 
     def get(self, role: str) -> Image.Image:
         if role not in self._decoded:
             self._decoded[role] = self.case.open_image(role)
         return self._decoded[role]
+
+    def mask(self, role: str) -> np.ndarray:
+        """A mask ("mask_source" or "mask_target") as a boolean array, decoded once."""
+        if role not in self._masks:
+            self._masks[role] = self.case.open_mask(role)
+        return self._masks[role]
 
 
 class Scorer:

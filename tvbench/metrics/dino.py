@@ -28,13 +28,14 @@ class DSGlobalTarget(Metric):
         return ds_global(ctx.dino("target").cls, ctx.dino("edit").cls)
 
 
-def reference_mask(case, role: str, size: tuple[int, int]) -> tuple[np.ndarray, str | None]:
+def reference_mask(ctx, role: str) -> tuple[np.ndarray, str | None]:
     """The mask of the edited region on the ``role`` image ("source" or "target"), and how it was derived if the
     case has none: discs of radius 0.1 x the long side around the drag points on that image (handles on the
     source, targets on the target)."""
+    case, size = ctx.case, ctx.image(role).size
     mask_role = "mask_source" if role == "source" else "mask_target"
     if case.image(mask_role) is not None:
-        return case.open_mask(mask_role), None
+        return ctx.mask(mask_role), None
     radius = DERIVED_MASK_RADIUS * max(size)
     centres = [(p[0], p[1]) if role == "source" else (p[2], p[3]) for p in case.points]
     return disc_mask(centres, size, radius), f"no {mask_role}: discs of radius {radius:g} px around the drag points"
@@ -58,7 +59,7 @@ class _DSLocal(Metric):
 
     def compute(self, ctx) -> MetricResult:
         reference = ctx.dino(self.role).patches
-        mask, derived = reference_mask(ctx.case, self.role, ctx.image(self.role).size)
+        mask, derived = reference_mask(ctx, self.role)
         value = ds_local(reference, ctx.dino("edit").patches, patch_mask(mask, tuple(reference.shape[:2])))
         return MetricResult(value, OK, derived, {"mask": "derived"} if derived else None)
 

@@ -117,16 +117,6 @@ def _axis_taps(positions: torch.Tensor, n_pixels: int, n_cells: int) -> tuple[to
     return low.long(), (low + 1).clamp(max=n_cells - 1).long(), source - low
 
 
-def _axis_weights(positions: torch.Tensor, n_pixels: int, n_cells: int) -> torch.Tensor:
-    """The taps of :func:`_axis_taps` as a dense ``(n, n_cells)`` weight matrix."""
-    low, high, frac = _axis_taps(positions, n_pixels, n_cells)
-    weights = torch.zeros((len(positions), n_cells), dtype=torch.float64)
-    rows = torch.arange(len(positions))
-    weights.index_put_((rows, low), 1.0 - frac, accumulate=True)
-    weights.index_put_((rows, high), frac, accumulate=True)
-    return weights
-
-
 def sample_features(patches: torch.Tensor, size: tuple[int, int], points) -> torch.Tensor:
     """Features ``(N, D)`` (float64) at pixel positions ``points`` ``(N, 2)`` = ``(x, y)`` of an image of ``size``
     ``(W, H)`` whose patch grid is ``patches`` ``(rows, cols, D)``.
@@ -138,8 +128,11 @@ def sample_features(patches: torch.Tensor, size: tuple[int, int], points) -> tor
     width, height = size
     xy = torch.as_tensor(points, dtype=torch.float64).reshape(-1, 2)
     rows, cols = patches.shape[:2]
-    wy, wx = _axis_weights(xy[:, 1], height, rows), _axis_weights(xy[:, 0], width, cols)
-    return torch.einsum("ni,ijd,nj->nd", wy, patches.detach().double(), wx)
+    r0, r1, fy = _axis_taps(xy[:, 1], height, rows)
+    c0, c1, fx = _axis_taps(xy[:, 0], width, cols)
+    grid = patches.detach().double()
+    ky, kx, fy, fx = (1.0 - fy)[:, None], (1.0 - fx)[:, None], fy[:, None], fx[:, None]
+    return ky * (kx * grid[r0, c0] + fx * grid[r0, c1]) + fy * (kx * grid[r1, c0] + fx * grid[r1, c1])
 
 
 class _GridProducts:
