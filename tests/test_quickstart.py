@@ -45,7 +45,7 @@ def test_quickstart_runs_and_reports(quickstart):
     report = outputs[-1]
     assert "| tps-warp | M+T" in report and "*oracle*" in report and "smoke scoring" in report
     manifest = json.loads((workdir / "results/tps-warp/manifest.json").read_text())
-    assert manifest["counts"] == {"done": 23, "failed": 0, "pending": 0}
+    assert manifest["counts"] == {"done": 23, "refused": 0, "failed": 0, "pending": 0}
 
 
 def test_oracle_is_perfect_and_identity_worse_on_every_case(quickstart):

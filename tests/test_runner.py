@@ -64,7 +64,7 @@ def test_run_writes_images_and_manifest(bench, tmp_path):
                                                                          "options": {}}
     assert {"torch", "numpy", "tvbench"} <= set(manifest["environment"]["packages"])
     assert "git_commit" in manifest["environment"]
-    assert manifest["counts"] == {"done": 3, "failed": 0, "pending": 0}
+    assert manifest["counts"] == {"done": 3, "refused": 0, "failed": 0, "pending": 0}
     assert all(c["status"] == "done" and c["seconds"] >= 0 for c in manifest["cases"].values())
 
 
@@ -81,7 +81,7 @@ def test_interrupted_run_resumes_without_recomputing(bench, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         run_method(first, bench, tmp_path, progress=False)
     manifest = json.loads((tmp_path / "counting/manifest.json").read_text())
-    assert manifest["counts"] == {"done": 1, "failed": 0, "pending": 2}
+    assert manifest["counts"] == {"done": 1, "refused": 0, "failed": 0, "pending": 2}
     second = Counting()
     run_method(second, bench, tmp_path, progress=False)
     assert first.calls == ["case-0"] and second.calls == ["case-1", "case-2"]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Sequence, TypeVar
+from contextlib import contextmanager
+from typing import Iterable, Iterator, Protocol, Sequence, TypeVar
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -12,18 +13,41 @@ T = TypeVar("T")
 stderr = Console(stderr=True, soft_wrap=True)
 
 
-def track(items: Sequence[T] | Iterable[T], description: str, *, enabled: bool = True,
-          total: int | None = None) -> Iterator[T]:
-    """Iterate with a progress bar when ``enabled`` and stderr is a terminal."""
+class Bar(Protocol):
+    def advance(self, steps: int = 1) -> None: ...
+
+
+class _NoBar:
+    def advance(self, steps: int = 1) -> None:
+        pass
+
+
+class _RichBar:
+    def __init__(self, progress: Progress, task: int):
+        self._progress, self._task = progress, task
+
+    def advance(self, steps: int = 1) -> None:
+        self._progress.advance(self._task, steps)
+
+
+@contextmanager
+def progress_bar(description: str, total: int | None, *, enabled: bool = True) -> Iterator[Bar]:
+    """A bar advanced by hand (``bar.advance(n)``), for loops that finish several items at once (batches)."""
     if not enabled:
-        yield from items
+        yield _NoBar()
         return
-    if total is None and hasattr(items, "__len__"):
-        total = len(items)  # type: ignore[arg-type]
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=stderr, transient=False) as progress:
-        task = progress.add_task(description, total=total)
+        yield _RichBar(progress, progress.add_task(description, total=total))
+
+
+def track(items: Sequence[T] | Iterable[T], description: str, *, enabled: bool = True,
+          total: int | None = None) -> Iterator[T]:
+    """Iterate with a progress bar when ``enabled`` and stderr is a terminal."""
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)  # type: ignore[arg-type]
+    with progress_bar(description, total, enabled=enabled) as bar:
         for item in items:
             yield item
-            progress.advance(task)
+            bar.advance()

@@ -2,22 +2,26 @@
 
 Layout of a run folder (``<out>/<run name>/``)::
 
-    manifest.json   what made these images (method config + hash, seed, benchmark hash, versions, commit)
-                    and the status and seconds of every case
-    status.jsonl    append-only log, one line per finished or failed case (the manifest is rebuilt from it)
+    manifest.json   what made these images (method config + hash, seed, benchmark hash, versions, commit),
+                    the runtime (device, dtype, batch size), and every case's status, seconds and facts
+    status.jsonl    append-only log, one line per finished, refused or failed case (the manifest is rebuilt
+                    from it)
     <case_id>.png   the edits
 
 A case is done exactly when its image exists: images are written atomically, so a killed run never
-leaves a truncated image behind, and a rerun skips done cases and retries failed ones. Shards pick cases
-by a hash of the case id, so any number of shard processes can fill the same folder.
+leaves a truncated image behind, and a rerun skips done cases and retries failed ones (refused ones only
+with ``retry=("failed", "refused")``). Shards pick cases by a hash of the case id, so any number of shard
+processes can fill the same folder. Each case gets its own seed (:func:`~tvbench.methods.case_seed`), so
+batching, sharding and resuming never change an image.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Hashable, Iterable, Iterator, Sequence
 
 from PIL import Image
 from rich.markup import escape
@@ -27,13 +31,15 @@ from tvbench.cases.case import check_case_id
 from tvbench.errors import CaseError, ConfigError, ResultsError, one_line
 from tvbench.io import (PARTIAL_PREFIX, append_jsonl, atomic_save_png, atomic_write_json, config_hash,
                         read_json_object, read_jsonl, remove_stale_partials, sha256_hex)
-from tvbench.methods import Method, input_letters, restrict_case
-from tvbench.progress import stderr, track
+from tvbench.device import release_memory
+from tvbench.methods import EditResult, Method, Outcome, Runtime, case_seed, input_letters, restrict_case
+from tvbench.progress import progress_bar, stderr
 from tvbench.provenance import environment, now
 
 MANIFEST = "manifest.json"
 STATUS_LOG = "status.jsonl"
 RUN_SCHEMA_VERSION = 1
+CASE_STATUSES = ("done", "refused", "failed", "pending")
 _IDENTITY_FIELDS = ("method", "config_hash", "seed", "benchmark_hash")
 
 
@@ -79,9 +85,11 @@ def select_cases(bench: Benchmark, ids: Sequence[str] | None = None, limit: int 
 class RunReport:
     run_dir: Path
     selected: int = 0
-    skipped: int = 0
+    skipped: int = 0  # already done, or refused earlier and not retried
     done: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    refused_before: int = 0  # of the skipped: refused in an earlier run (``--retry refused`` asks again)
 
     @property
     def ok(self) -> bool:
@@ -126,35 +134,52 @@ def _clear_run(run_dir: Path) -> None:
             path.unlink()
 
 
-def case_statuses(run_dir: Path, bench: Benchmark) -> dict[str, dict]:
-    """Per-case status from the images on disk and the log: done / failed / pending."""
+def _last_records(run_dir: Path) -> dict[str, dict]:
     last: dict[str, dict] = {}
     for record in read_jsonl(run_dir / STATUS_LOG):
         if isinstance(record.get("case"), str):
             last[record["case"]] = record
+    return last
+
+
+def case_statuses(run_dir: Path, bench: Benchmark) -> dict[str, dict]:
+    """Per-case status from the images on disk and the log: done / refused / failed / pending.
+
+    A case is done exactly when its image exists; ``facts`` (what the method reported) come from the log.
+    """
+    last = _last_records(run_dir)
     statuses = {}
     for case in bench.cases:
         record = last.get(case.id, {})
+        status = record.get("status")
         if (run_dir / f"{case.id}.png").is_file():
-            statuses[case.id] = {"status": "done", "seconds": record.get("seconds") if record.get("status") == "done"
-                                 else None}
-        elif record.get("status") == "failed":
-            statuses[case.id] = {"status": "failed", "error": record.get("error")}
+            entry: dict = {"status": "done", "seconds": record.get("seconds") if status == "done" else None}
+            if status == "done" and record.get("facts"):
+                entry["facts"] = record["facts"]
+        elif status == "failed":
+            entry = {"status": "failed", "error": record.get("error")}
+        elif status == "refused":
+            entry = {"status": "refused", "reason": record.get("reason")}
+            if record.get("facts"):
+                entry["facts"] = record["facts"]
         else:
-            statuses[case.id] = {"status": "pending"}
+            entry = {"status": "pending"}
+        statuses[case.id] = entry
     return statuses
 
 
 def write_manifest(run_dir: Path, identity: dict, method: Method, bench: Benchmark, run_name: str,
                    created: str | None = None) -> dict:
     statuses = case_statuses(run_dir, bench)
-    counts = {key: sum(1 for s in statuses.values() if s["status"] == key) for key in ("done", "failed", "pending")}
+    counts = {key: sum(1 for s in statuses.values() if s["status"] == key) for key in CASE_STATUSES}
     manifest = {
         "schema_version": RUN_SCHEMA_VERSION,
         "kind": "tvbench.run",
         "run_name": run_name,
         **identity,
         "inputs": input_letters(method.inputs),
+        "runtime": method.runtime.describe(),
+        "runtime_options": method.runtime_options(),
         "benchmark": bench.describe(),
         "environment": environment(),
         "created": created or now(),
@@ -166,18 +191,87 @@ def write_manifest(run_dir: Path, identity: dict, method: Method, bench: Benchma
     return manifest
 
 
+def batches(method: Method, cases: Sequence[Case], size: int) -> Iterator[list[Case]]:
+    """Cases grouped by :meth:`Method.batch_key` into batches of at most ``size``, first come first served."""
+    if size <= 1:
+        yield from ([case] for case in cases)
+        return
+    open_batches: dict[Hashable, list[Case]] = {}
+    for case in cases:
+        group = open_batches.setdefault(method.batch_key(case), [])
+        group.append(case)
+        if len(group) == size:
+            yield open_batches.pop(method.batch_key(case))
+    yield from open_batches.values()
+
+
+def _as_result(case: Case, outcome: Outcome) -> EditResult:
+    """Normalise what ``edit`` returned, and check it, so a wrong return type fails that case alone."""
+    result = outcome if isinstance(outcome, EditResult) else EditResult(image=outcome)  # type: ignore[arg-type]
+    if result.refused is None and not isinstance(result.image, Image.Image):
+        raise TypeError(f"edit() returned {type(result.image).__name__}, not a PIL image")
+    if not isinstance(result.facts, dict):
+        raise TypeError(f"edit() returned facts of type {type(result.facts).__name__}, not a dict")
+    try:
+        json.dumps(result.facts, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"edit() returned facts that are not JSON: {exc}") from None
+    return result
+
+
+def _edit_batch(method: Method, batch: list[Case], seed: int) -> list[EditResult | Exception]:
+    """Each case's result or exception. A batch that raises is redone one case at a time, so the bad case
+    names itself and the good ones are kept."""
+    seen = [restrict_case(case, method.inputs) for case in batch]
+    seeds = [case_seed(seed, case.id) for case in batch]
+    if len(batch) > 1:
+        try:
+            outcomes = method.edit_batch(seen, seeds)
+            if len(outcomes) != len(batch):
+                raise TypeError(f"edit_batch() returned {len(outcomes)} results for {len(batch)} cases")
+            return [_checked(case, outcome) for case, outcome in zip(batch, outcomes)]
+        except Exception:  # noqa: BLE001 - fall back to single edits, which report per case
+            pass
+    results: list[EditResult | Exception] = []
+    for case, view, case_seed_ in zip(batch, seen, seeds):
+        try:
+            results.append(_as_result(case, method.edit(view, seed=case_seed_)))
+        except Exception as exc:  # one bad case must not stop the run
+            results.append(exc)
+    return results
+
+
+def _checked(case: Case, outcome: Outcome) -> EditResult | Exception:
+    try:
+        return _as_result(case, outcome)
+    except Exception as exc:
+        return exc
+
+
 def run_method(method: Method, bench: Benchmark, out: Path, *, run_name: str | None = None, seed: int = 0,
                case_ids: Sequence[str] | None = None, limit: int | None = None, shard: Shard | None = None,
-               overwrite: bool = False, progress: bool = True) -> RunReport:
-    """Edit every selected case that has no image yet; record each failure and keep going."""
+               overwrite: bool = False, progress: bool = True, runtime: Runtime | None = None,
+               retry: Iterable[str] = ("failed",)) -> RunReport:
+    """Edit every selected case that has no image yet; record each failure and refusal and keep going.
+
+    ``retry`` names the statuses that a rerun edits again: failed cases always are; refused ones only
+    when asked (``retry=("failed", "refused")``), since a refusal is usually the method's final word.
+    ``runtime`` (device, dtype, batch size) defaults to the CPU, one case at a time. The method is set up
+    before the first edit and torn down at the end, whatever happens.
+    """
     if bench.hash is None:
         raise ConfigError("validate the benchmark before running (load_benchmark(..., validate=True))")
+    retry = set(retry) | {"failed"}
+    unknown = retry - {"failed", "refused"}
+    if unknown:
+        raise ConfigError(f"--retry {','.join(sorted(unknown))}: choose failed or refused")
     run_name = run_name or method.name
     try:
         check_case_id(run_name)
     except CaseError:
         raise ConfigError(f"run name {run_name!r} is unsafe as a folder name; use letters, digits, '-', '_', '.'") \
             from None
+    method.runtime = method.resolve_runtime(runtime or Runtime())
     run_dir = Path(out) / run_name
     run_dir.mkdir(parents=True, exist_ok=True)
     identity = run_identity(method, bench, seed)
@@ -195,30 +289,59 @@ def run_method(method: Method, bench: Benchmark, out: Path, *, run_name: str | N
     created = manifest["created"]
 
     selected = select_cases(bench, case_ids, limit, shard)
-    todo = [case for case in selected if not (run_dir / f"{case.id}.png").is_file()]
+    last = _last_records(run_dir)
+    todo = [case for case in selected if not (run_dir / f"{case.id}.png").is_file()
+            and (last.get(case.id, {}).get("status") != "refused" or "refused" in retry)]
     report = RunReport(run_dir, selected=len(selected), skipped=len(selected) - len(todo))
+    todo_ids = {case.id for case in todo}
+    report.refused_before = sum(1 for case in selected if case.id not in todo_ids
+                                and not (run_dir / f"{case.id}.png").is_file())
+    size = max(1, min(method.runtime.batch_size, method.max_batch_size))
     try:
-        if todo:
-            method.setup()
-        for case in track(todo, f"{run_name}", enabled=progress):
-            started = time.perf_counter()
-            try:
-                edited = method.edit(restrict_case(case, method.inputs), seed=seed)
-                if not isinstance(edited, Image.Image):
-                    raise TypeError(f"edit() returned {type(edited).__name__}, not a PIL image")
-                atomic_save_png(run_dir / f"{case.id}.png", edited.convert("RGB"))
-            except Exception as exc:  # one bad case must not stop the run
-                message = one_line(exc)
-                if not message.startswith(f"case {case.id!r}"):
-                    message = f"case {case.id!r}: {message}"
-                append_jsonl(run_dir / STATUS_LOG, {"case": case.id, "status": "failed", "error": message,
-                                                    "at": now()})
-                stderr.print(f"[red]failed[/red] {escape(message)}", highlight=False)
-                report.failed.append((case.id, message))
-                continue
-            seconds = round(time.perf_counter() - started, 4)
-            append_jsonl(run_dir / STATUS_LOG, {"case": case.id, "status": "done", "seconds": seconds, "at": now()})
-            report.done += 1
+        with progress_bar(run_name, len(todo), enabled=progress) as bar:
+            if todo:
+                method.setup()
+            for batch in batches(method, todo, size):
+                started = time.perf_counter()
+                results = _edit_batch(method, batch, seed)
+                seconds = round((time.perf_counter() - started) / len(batch), 4)
+                for case, result in zip(batch, results):
+                    _record(run_dir, case, result, seconds, method.runtime, report)
+                bar.advance(len(batch))
     finally:
-        write_manifest(run_dir, identity, method, bench, run_name, created)
+        try:
+            method.teardown()
+        finally:
+            release_memory()
+            write_manifest(run_dir, identity, method, bench, run_name, created)
     return report
+
+
+def _record(run_dir: Path, case: Case, result: EditResult | Exception, seconds: float, runtime: Runtime,
+            report: RunReport) -> None:
+    """Write one case's image and its line in the status log."""
+    if isinstance(result, EditResult) and result.refused is None:
+        try:
+            atomic_save_png(run_dir / f"{case.id}.png", result.image.convert("RGB"))
+        except Exception as exc:  # a full disk fails this case, not the run
+            result = exc
+    if isinstance(result, Exception):
+        message = one_line(result)
+        if not message.startswith(f"case {case.id!r}"):
+            message = f"case {case.id!r}: {message}"
+        append_jsonl(run_dir / STATUS_LOG, {"case": case.id, "status": "failed", "error": message, "at": now()})
+        stderr.print(f"[red]failed[/red] {escape(message)}", highlight=False)
+        report.failed.append((case.id, message))
+        return
+    record = {"case": case.id, "status": "done" if result.refused is None else "refused", "seconds": seconds,
+              "device": runtime.device, "at": now()}
+    if result.facts:
+        record["facts"] = result.facts
+    if result.refused is not None:
+        record["reason"] = result.refused
+        stderr.print(f"[yellow]refused[/yellow] case {escape(repr(case.id))}: {escape(result.refused)}",
+                     highlight=False)
+        report.refused.append((case.id, result.refused))
+    else:
+        report.done += 1
+    append_jsonl(run_dir / STATUS_LOG, record)

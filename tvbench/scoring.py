@@ -27,9 +27,10 @@ from PIL import Image, UnidentifiedImageError
 
 from tvbench.cases import Benchmark, Case, ImageRef, load_benchmark
 from tvbench.cases.case import pixel_digest
+from tvbench.device import torch_device
 from tvbench.errors import CaseError, ConfigError, ResultsError, one_line
 from tvbench.features import (DEFAULT_BACKBONE, DEFAULT_RESOLUTION, RANDOM_BACKBONES, DinoBackbone, FeatureStore,
-                              LpipsModel, pick_device)
+                              LpipsModel)
 from tvbench.features.cache import FeatureCache, default_feature_cache_dir
 from tvbench.io import (append_jsonl, atomic_write_json, atomic_write_text, config_hash, finite_or_none, iter_files,
                         jsonl_line, read_jsonl)
@@ -149,7 +150,7 @@ class Scorer:
         for flag, value in (("--resolution", config.resolution), ("--match-resolution", config.match_resolution)):
             if value < 16:
                 raise ConfigError(f"{flag} {value} is too small (at least one 16-pixel patch)")
-        device = pick_device(config.device)
+        device = torch_device(config.device)
         self.backbone = None
         if "dino" in needs:
             spec = config.backbone

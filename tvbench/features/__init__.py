@@ -6,9 +6,9 @@ run and computes each distinct image's features once (:class:`FeatureStore`).
 
 from tvbench.features.dift import DiftBackbone  # imports diffusers only when a model is loaded
 from tvbench.features.dino import (DEFAULT_BACKBONE, DEFAULT_RESOLUTION, RANDOM_BACKBONES, DinoBackbone,
-                                   ImageFeatures, pick_device)
+                                   ImageFeatures)
 from tvbench.features.lpips import LpipsModel
 from tvbench.features.store import FeatureStore
 
 __all__ = ["DEFAULT_BACKBONE", "DEFAULT_RESOLUTION", "RANDOM_BACKBONES", "DiftBackbone", "DinoBackbone", "FeatureStore",
-           "ImageFeatures", "LpipsModel", "pick_device"]
+           "ImageFeatures", "LpipsModel"]

@@ -35,7 +35,7 @@ import torch
 from PIL import Image
 
 from tvbench.errors import ConfigError, UnavailableError, one_line
-from tvbench.features.dino import pick_device, pick_dtype
+from tvbench.device import torch_device, torch_dtype
 from tvbench.features.weights import resolve_weights, split_revision
 
 DEFAULT_SD = "stabilityai/stable-diffusion-2-1"
@@ -93,7 +93,7 @@ class DiftBackbone:
         except ImportError as exc:
             raise UnavailableError(f"DIFT features need diffusers and transformers ({exc.name} is missing): "
                                    "pip install 'tvbench[diffusers]'") from None
-        torch_dtype = pick_dtype(dtype)  # a typo fails before gigabytes are read
+        resolved_dtype = torch_dtype(dtype)  # a typo fails before gigabytes are read
         try:
             weights = resolve_weights(spec, what="Stable Diffusion (DIFT)", marker=PIPELINE_MARKER,
                                       patterns=PIPELINE_PATTERNS)
@@ -103,9 +103,9 @@ class DiftBackbone:
                                        f"Nov 2025: use a cached copy, a local folder, or the unofficial mirror "
                                        f"{MIRROR_SD}") from None
             raise
-        parts = _load_components(str(weights.path), weights.id, torch_dtype)
-        return cls(**parts, spec=weights.id, revision=weights.revision, device=pick_device(device),
-                   dtype=torch_dtype, t=t, up_ft_index=up_ft_index, ensemble_size=ensemble_size, seed=seed)
+        parts = _load_components(str(weights.path), weights.id, resolved_dtype)
+        return cls(**parts, spec=weights.id, revision=weights.revision, device=torch_device(device),
+                   dtype=resolved_dtype, t=t, up_ft_index=up_ft_index, ensemble_size=ensemble_size, seed=seed)
 
     def describe(self) -> dict:
         return {"id": self.spec, "revision": self.revision, "library": "diffusers", "t": self.t,

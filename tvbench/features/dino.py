@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from tvbench.device import torch_device, torch_dtype
 from tvbench.errors import UnavailableError
 from tvbench.features.random_init import deterministic_init_
 from tvbench.features.weights import folder_revision, resolve_weights
@@ -47,24 +48,6 @@ class ImageFeatures:
 
     cls: torch.Tensor
     patches: torch.Tensor
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    if device != "auto":
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def pick_dtype(dtype: str) -> torch.dtype:
-    choices = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-               "float16": torch.float16, "fp16": torch.float16}
-    if dtype not in choices:
-        raise UnavailableError(f"unknown dtype {dtype!r}; choose one of {', '.join(choices)}")
-    return choices[dtype]
 
 
 def materialize_random_backbone(name: str) -> Path:
@@ -114,7 +97,7 @@ class DinoBackbone:
             folder, label, revision = weights.path, weights.id, weights.revision
         config = json.loads((folder / "config.json").read_text())
         marker = json.loads((folder / MARKER).read_text()) if (folder / MARKER).is_file() else {}
-        common = dict(spec=label, revision=revision, device=pick_device(device), dtype=pick_dtype(dtype),
+        common = dict(spec=label, revision=revision, device=torch_device(device), dtype=torch_dtype(dtype),
                       random_init=bool(marker.get("random_init")))
         if "architecture" in config:
             return cls._from_timm(folder, **common)

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tvbench.errors import ConfigError
-from tvbench.methods.base import INPUT_LETTERS, INPUTS, Method, input_letters, restrict_case
+from tvbench.methods.base import (INPUT_LETTERS, INPUTS, EditResult, Method, Outcome, Runtime, case_seed, input_letters,
+                                  restrict_case, runtime_option)
 from tvbench.registry import Registry
 
 METHODS: Registry[type[Method]] = Registry("method", entry_point_group="tvbench.methods")
@@ -55,5 +56,5 @@ def list_methods() -> list[MethodInfo]:
     return rows
 
 
-__all__ = ["INPUTS", "INPUT_LETTERS", "METHODS", "Method", "MethodInfo", "create_method", "input_letters",
-           "list_methods", "restrict_case"]
+__all__ = ["INPUTS", "INPUT_LETTERS", "METHODS", "EditResult", "Method", "MethodInfo", "Outcome", "Runtime",
+           "case_seed", "create_method", "input_letters", "list_methods", "restrict_case", "runtime_option"]

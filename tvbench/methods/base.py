@@ -2,20 +2,33 @@
 
 A method is a dataclass whose fields are its options (set from the CLI with ``--set key=value``), which
 declares the case inputs it uses, and which implements :meth:`Method.edit`. Heavy methods load their
-weights in :meth:`Method.setup`, called once per run, never per case.
+weights in :meth:`Method.setup`, called once per run with the run's :class:`Runtime` (device, dtype, batch
+size), and drop them in :meth:`Method.teardown`, so ``tvbench run -m a,b`` holds one model at a time.
 
 A method only ever sees the inputs it declares: the runner hands it ``case.restricted_to(inputs)``, so a
 method that does not declare ``"target"`` cannot peek at the ground truth, and Table 1's input column
 (M/P/T/I) is true by construction.
+
+What ``edit`` may return:
+
+- a ``PIL.Image`` (the edit), or
+- an :class:`EditResult`: the image plus per-case ``facts`` for the manifest (native output size, steps,
+  tokens, cost, seconds per phase), or a refusal (``EditResult.refusal(reason)``: a safety filter, an API
+  that declined). Refusals are recorded with their own status and not retried unless asked.
+
+Options that cannot change the images (offload, API concurrency, ...) are declared with
+:func:`runtime_option`: they are recorded but left out of the config hash, so resuming with other values is
+the same run. Device and batch size are not options at all: they come with the :class:`Runtime`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import typing
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Hashable, Sequence
 
 from PIL import Image
 
@@ -48,6 +61,66 @@ def restrict_case(case: Case, inputs: frozenset[str]) -> Case:
     )
 
 
+RUNTIME_OPTION = "tvbench.runtime"  # field metadata key: the option cannot change the images
+
+
+def runtime_option(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING) -> Any:
+    """A method option that cannot change the images (offload, API concurrency, ...): not hashed.
+
+    ``offload: bool = runtime_option(False)``. The value is recorded in the manifest, but a run resumed with
+    another value is the same run.
+    """
+    return dataclasses.field(default=default, default_factory=default_factory, metadata={RUNTIME_OPTION: True})
+
+
+@dataclasses.dataclass(frozen=True)
+class Runtime:
+    """Where and how a run executes a method; chosen per run (``--device``, ``--dtype``, ``--batch-size``).
+
+    ``device`` is resolved (``cpu``, ``cuda:0``, ``mps``). ``dtype`` is ``None`` for methods that ignore it
+    (:attr:`Method.uses_dtype` false); for the others the runner fills in the method's choice before
+    :meth:`Method.setup`. The device and batch size never enter a run's identity; the dtype does, since it
+    changes the images.
+    """
+
+    device: str = "cpu"
+    dtype: str | None = None
+    batch_size: int = 1
+
+    def describe(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class EditResult:
+    """An edit with what the method knows about it, or a refusal.
+
+    ``facts`` go into the run manifest per case and must be JSON values. Conventional keys: ``native_size``
+    ``[w, h]`` (the pipeline's output size before mapping back to the source's), ``steps``, ``phases``
+    (seconds per phase, e.g. ``{"load": 0.1, "denoise": 3.2}``), ``tokens``, ``cost_usd``.
+    """
+
+    image: Image.Image | None = None
+    facts: dict[str, Any] = dataclasses.field(default_factory=dict)
+    refused: str | None = None  # why the method (a safety filter, an API) declined; image is None then
+
+    @classmethod
+    def refusal(cls, reason: str, **facts: Any) -> "EditResult":
+        return cls(image=None, facts=facts, refused=reason or "refused")
+
+
+Outcome = typing.Union[Image.Image, EditResult]
+
+
+def case_seed(run_seed: int, case_id: str) -> int:
+    """The seed of one case: a hash of the run seed and the case id (< 2**63, fits ``torch.Generator``).
+
+    Batches, shards and reruns in any order therefore give each case the same noise.
+    """
+    digest = hashlib.sha256(f"{int(run_seed)}/{case_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
 @dataclasses.dataclass
 class Method(ABC):
     """Base class of every editing method. Subclasses are dataclasses; their fields are the options."""
@@ -56,17 +129,54 @@ class Method(ABC):
     inputs: ClassVar[frozenset[str]] = frozenset({"image"})
     version: ClassVar[str] = "1"  # bump when the same options would now give different images
     summary: ClassVar[str] = ""
+    uses_dtype: ClassVar[bool] = False  # True: --dtype applies (and enters the run's identity)
+    max_batch_size: ClassVar[int] = 1  # > 1: edit_batch() handles up to this many cases at once
+    runtime: ClassVar[Runtime] = Runtime()  # set per run by the runner, before setup()
+
+    def resolve_runtime(self, runtime: Runtime) -> Runtime:
+        """The runtime this method will run under: the dtype filled in (bfloat16 on CUDA, else float32)."""
+        if not self.uses_dtype:
+            return dataclasses.replace(runtime, dtype=None)
+        if runtime.dtype is None:
+            return dataclasses.replace(runtime, dtype="bfloat16" if runtime.device.startswith("cuda") else "float32")
+        return runtime
 
     def setup(self) -> None:
-        """Load weights and move them to the device; called once per run before the first edit."""
+        """Load weights onto ``self.runtime.device``; called once per run before the first edit."""
+
+    def teardown(self) -> None:
+        """Drop what :meth:`setup` loaded (the runner then frees GPU memory); called once per run at its end."""
 
     @abstractmethod
-    def edit(self, case: Case, *, seed: int) -> Image.Image:
-        """Return the edited image for ``case`` (restricted to :attr:`inputs`)."""
+    def edit(self, case: Case, *, seed: int) -> Outcome:
+        """Return the edited image (or an :class:`EditResult`) for ``case`` (restricted to :attr:`inputs`).
+
+        ``seed`` is this case's own seed (:func:`case_seed`), the same in a batch, a shard or a rerun.
+        """
+
+    def batch_key(self, case: Case) -> Hashable:
+        """Cases with equal keys may share a batch (e.g. the pipeline's working size); ``None``: any case."""
+        return None
+
+    def edit_batch(self, cases: Sequence[Case], seeds: Sequence[int]) -> list[Outcome]:
+        """Edit several cases at once; must equal editing them one by one. Default: one by one."""
+        return [self.edit(case, seed=seed) for case, seed in zip(cases, seeds)]
 
     def config(self) -> dict[str, Any]:
-        """The options that identify this method's outputs (hashed into the run manifest)."""
-        return {"method": self.name, "version": self.version, "options": dataclasses.asdict(self)}
+        """What identifies this method's outputs (hashed into the run manifest): options, version, dtype.
+
+        Options declared with :func:`runtime_option` are left out; see :meth:`runtime_options`.
+        """
+        runtime_only = self.runtime_options()
+        options = {key: value for key, value in dataclasses.asdict(self).items() if key not in runtime_only}
+        config = {"method": self.name, "version": self.version, "options": options}
+        if self.runtime.dtype is not None:
+            config["dtype"] = self.runtime.dtype
+        return config
+
+    def runtime_options(self) -> dict[str, Any]:
+        """The options that cannot change the images, with their values (recorded, not hashed)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata.get(RUNTIME_OPTION)}
 
     @classmethod
     def options(cls) -> dict[str, dataclasses.Field]:
