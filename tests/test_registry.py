@@ -66,3 +66,16 @@ def test_loading_is_lazy():
     registry.register("lazy", "module_that_does_not_exist_yet:Thing")
     assert registry.names() == ["lazy"]  # registering imported nothing
     assert not registry.availability("lazy").available
+
+
+def test_required_packages_are_checked_without_importing_them():
+    registry = Registry("method")
+    registry.register("needs-nothing-heavy", "tvbench_adapters.reference:Identity", requires=("json",))
+    registry.register("needs-absent", "tvbench_adapters.reference:Identity", extra="diffusers",
+                      requires=("json", "package_that_is_not_installed"))
+    assert registry.availability("needs-nothing-heavy").available
+    status = registry.availability("needs-absent")
+    assert not status.available and "package_that_is_not_installed" in status.reason
+    assert 'pip install "tvbench[diffusers]"' in status.reason
+    with pytest.raises(UnavailableError, match="package_that_is_not_installed"):
+        registry.load("needs-absent")

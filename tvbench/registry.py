@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.util
 import logging
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -33,6 +34,17 @@ class Entry:
     target: Any  # "module:attribute", or the object itself
     extra: str | None = None  # the tvbench extra that installs its dependencies
     origin: str = "tvbench"  # "tvbench", or the distribution that declared the entry point
+    requires: tuple[str, ...] = ()  # import names the entry needs at setup; checked without importing them
+
+    def missing(self) -> str | None:
+        """The first required package that is not installed (found without importing anything)."""
+        for package in self.requires:
+            try:
+                if importlib.util.find_spec(package) is None:
+                    return package
+            except (ImportError, ValueError):
+                return package
+        return None
 
     def install_hint(self, missing: str | None = None) -> str:
         if self.extra:
@@ -58,10 +70,16 @@ class Registry(Generic[T]):
         self._plugins_scanned = entry_point_group is None
 
     def register(self, name: str, target: Any, *, extra: str | None = None, origin: str = "tvbench",
-                 replace: bool = False) -> None:
+                 requires: tuple[str, ...] = (), replace: bool = False) -> None:
+        """Register ``target`` (``"module:attribute"`` or the object) under ``name``.
+
+        ``requires`` lists the heavy packages the entry imports only when used (``("diffusers",)``): the
+        module itself must import without them, so listing stays fast, while a missing one still marks the
+        entry unavailable, with ``extra``'s install hint.
+        """
         if name in self._entries and not replace:
             raise ValueError(f"{self.kind} {name!r} is already registered")
-        self._entries[name] = Entry(name, target, extra, origin)
+        self._entries[name] = Entry(name, target, extra, origin, tuple(requires))
         self._loaded.pop(name, None)
 
     def unregister(self, name: str) -> None:
@@ -97,6 +115,10 @@ class Registry(Generic[T]):
         if name in self._loaded:
             return self._loaded[name]
         entry = self.entry(name)
+        missing = entry.missing()
+        if missing:
+            raise UnavailableError(f"{self.kind} {name!r} is unavailable: it needs {missing}, which is not installed "
+                                   f"(install with: {entry.install_hint(missing)})")
         obj = entry.target
         if isinstance(obj, str):
             module_name, _, attribute = obj.partition(":")
