@@ -1,0 +1,1 @@
+"""Closed editors behind HTTP APIs (Gemini image models, OpenAI's image edits)."""

@@ -1,0 +1,1 @@
+"""Methods that live in other repositories, run as commands described by spec files."""

@@ -1,0 +1,1 @@
+"""Analysis of scored results: uncertainty, paired comparisons, sub-task numbers, plots, DataFrames."""

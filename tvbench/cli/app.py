@@ -1,0 +1,38 @@
+"""The ``tvbench`` Typer application and the helpers every command shares.
+
+Commands live one group per module beside this one (``run``, ``score``, ``report``, ``inspect``, ``data``)
+and register themselves on :data:`app` when :mod:`tvbench.cli` imports them.
+"""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from tvbench.errors import ConfigError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Benchmark and evaluation harness for text-vision co-instructed image editing (TV-Edit-Bench).")
+data_app = typer.Typer(no_args_is_help=True, help="Convert benchmarks between formats.")
+app.add_typer(data_app, name="data")
+
+console = Console()
+
+
+def say(message: str) -> None:
+    """A plain line on stderr: never wrapped, never styled (one error = one line, also in logs)."""
+    typer.echo(message, err=True)
+
+
+def _split(text: str | None) -> list[str]:
+    return [item.strip() for item in (text or "").split(",") if item.strip()]
+
+
+def _parse_settings(items: list[str]) -> dict[str, str]:
+    settings = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        settings[key.strip()] = value
+    return settings

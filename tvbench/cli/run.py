@@ -1,0 +1,62 @@
+"""``tvbench run``: edit a benchmark's cases with one or more methods."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from tvbench.cli.app import _parse_settings, _split, app, say
+from tvbench.errors import ConfigError
+
+
+@app.command()
+def run(
+    method: str = typer.Option(..., "--method", "-m", help="Method name; several as a comma-separated list."),
+    bench: str = typer.Option("sample", "--bench", "-b", help="'sample', a benchmark folder, or hf:ID[@split]."),
+    out: Path = typer.Option(Path("results"), "--out", "-o", help="Results root; a run writes <out>/<run name>/."),
+    limit: Optional[int] = typer.Option(None, help="Run only the first N selected cases."),
+    cases: Optional[str] = typer.Option(None, help="Comma-separated case ids to run."),
+    shard: Optional[str] = typer.Option(None, help="K/N: run the K-th of N shards (by a hash of the case id)."),
+    seed: int = typer.Option(0, help="Seed passed to the method for every case."),
+    settings: list[str] = typer.Option([], "--set", help="Method option key=value (repeatable)."),
+    run_name: Optional[str] = typer.Option(None, help="Folder name of the run (default: the method name)."),
+    overwrite: bool = typer.Option(False, help="Replace an existing, different run in the same folder."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps (not part of the run's identity)."),
+    dtype: Optional[str] = typer.Option(None, help="float32, bfloat16 or float16 for methods that use torch "
+                                                   "(default: bfloat16 on CUDA, else float32)."),
+    batch_size: int = typer.Option(1, help="Cases per call for methods that batch (not part of the run's identity)."),
+    retry: str = typer.Option("failed", help="Statuses a rerun edits again: failed, or failed,refused."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Edit every case of a benchmark with a method. Resumable: a rerun skips finished cases."""
+    from tvbench.cases import load_benchmark
+    from tvbench.device import dtype_name, resolve_device
+    from tvbench.methods import Runtime, create_method
+    from tvbench.runner import Shard, run_method
+
+    names = _split(method)
+    if run_name and len(names) > 1:
+        raise ConfigError("--run-name needs a single --method")
+    if batch_size < 1:
+        raise ConfigError("--batch-size must be at least 1")
+    options = _parse_settings(settings)
+    methods = [create_method(name, options) for name in names]  # fail on bad options before any work
+    runtime = Runtime(device=resolve_device(device), dtype=dtype_name(dtype) if dtype else None,
+                      batch_size=batch_size)
+    benchmark = load_benchmark(bench, progress=not quiet)
+    failed = 0
+    while methods:  # one method at a time: run it, tear it down, drop it, then load the next
+        m = methods.pop(0)
+        report = run_method(m, benchmark, out, run_name=run_name, seed=seed, case_ids=_split(cases) or None,
+                            limit=limit, shard=Shard.parse(shard) if shard else None, overwrite=overwrite,
+                            progress=not quiet, runtime=runtime, retry=_split(retry))
+        del m
+        failed += len(report.failed)
+        refused = len(report.refused) + report.refused_before
+        refused_note = f", {refused} refused (--retry refused asks again)" if refused else ""
+        say(f"{report.run_dir}: {report.done} edited, {report.skipped - report.refused_before} already done, "
+            f"{len(report.failed)} failed{refused_note} (of {report.selected} selected)")
+    if failed:
+        raise typer.Exit(1)

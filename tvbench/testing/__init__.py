@@ -1,0 +1,1 @@
+"""Tiny, randomly initialised models and fake servers for tests and benchmarks (never for reported numbers)."""
