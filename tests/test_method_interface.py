@@ -201,3 +201,27 @@ def test_cli_run_several_methods_with_runtime_flags(small_bench, tmp_path):
         manifest = json.loads((tmp_path / "results" / name / "manifest.json").read_text())
         assert manifest["runtime"] == {"device": "cpu", "dtype": None, "batch_size": 2}
         assert manifest["counts"]["done"] == 3
+
+
+@dataclass
+class PartlyFailing(Method):
+    name = "partly-failing"
+    max_batch_size = 8
+
+    def __post_init__(self):
+        self.single_calls = 0
+
+    def edit(self, case, *, seed):
+        self.single_calls += 1
+        return case.open_image("source")
+
+    def edit_batch(self, cases, seeds):
+        return [ValueError("HTTP 500 after 5 attempts") if case.id == "case-3" else case.open_image("source")
+                for case in cases]
+
+
+def test_edit_batch_may_fail_one_case_without_failing_the_others(bench, tmp_path):
+    method = PartlyFailing()
+    report = run_method(method, bench, tmp_path, progress=False, runtime=Runtime("cpu", None, 8))
+    assert report.done == 5 and report.failed == [("case-3", "case 'case-3': ValueError: HTTP 500 after 5 attempts")]
+    assert method.single_calls == 0

@@ -241,7 +241,9 @@ def _edit_batch(method: Method, batch: list[Case], seed: int) -> list[EditResult
     return results
 
 
-def _checked(case: Case, outcome: Outcome) -> EditResult | Exception:
+def _checked(case: Case, outcome: Outcome | Exception) -> EditResult | Exception:
+    if isinstance(outcome, Exception):  # edit_batch may report one case's failure without failing the batch
+        return outcome
     try:
         return _as_result(case, outcome)
     except Exception as exc:

@@ -158,8 +158,13 @@ class Method(ABC):
         """Cases with equal keys may share a batch (e.g. the pipeline's working size); ``None``: any case."""
         return None
 
-    def edit_batch(self, cases: Sequence[Case], seeds: Sequence[int]) -> list[Outcome]:
-        """Edit several cases at once; must equal editing them one by one. Default: one by one."""
+    def edit_batch(self, cases: Sequence[Case], seeds: Sequence[int]) -> list[Outcome | Exception]:
+        """Edit several cases at once; must equal editing them one by one. Default: one by one.
+
+        An item may be an exception instead of an outcome: that case failed, the others stand (an API
+        editor sending requests concurrently). Raising fails the batch, which the runner then redoes case
+        by case.
+        """
         return [self.edit(case, seed=seed) for case, seed in zip(cases, seeds)]
 
     def config(self) -> dict[str, Any]:
