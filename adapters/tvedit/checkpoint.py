@@ -1,0 +1,211 @@
+"""Controller weights on disk: the official torch pickle (read only) and our safetensors file (read and write).
+
+- **Official** (PolyU-VCLab/TVEdit ``TVEditModel.load_weight``): a ``torch.save`` pickle of
+  ``{"point_encoder": state_dict, "casc": state_dict}``, loaded into both modules strictly. We read it with
+  ``torch.load(..., weights_only=True)`` only, and refuse, in one line, a file holding anything but those two
+  dicts of tensors. It carries no config: the blocks and heads are counted from its names, the widths are
+  read from its shapes, and the backbone's sizes come from the pipeline's transformer.
+- **Ours**: one safetensors file, tensors named ``point_encoder.<name>`` and ``casc.<name>`` (the same names),
+  with the :class:`~.spec.ControllerSpec` as JSON in its metadata. Saving and loading are exact.
+
+A controller reference (``controller=`` option) is a file, a folder holding one weights file (ours is
+``controller.safetensors``), or a Hugging Face repository id ``org/name[@revision]`` (``HF_HOME`` and
+``HF_HUB_OFFLINE`` are honoured by ``huggingface_hub``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from tvbench.errors import ConfigError, UnavailableError
+from tvbench_adapters.tvedit.controller import TVEditController, build_controller
+from tvbench_adapters.tvedit.spec import ControllerSpec
+
+PARTS = ("point_encoder", "casc")
+FORMAT = "tvbench-tvedit-controller"
+FORMAT_VERSION = "1"
+OUR_FILE = "controller.safetensors"
+WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt", ".bin")
+
+StateDicts = dict[str, dict[str, torch.Tensor]]
+
+
+class CheckpointError(ConfigError):
+    """A controller file that cannot be used; the message names the file and the problem."""
+
+
+def _is_safetensors(path: Path) -> bool:
+    with path.open("rb") as handle:
+        head = handle.read(9)
+    return len(head) == 9 and head[8:9] == b"{"
+
+
+def read_official(path: str | Path) -> StateDicts:
+    """The two state dicts of an official pickle; nothing but tensors is unpickled."""
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # weights_only refuses any object that is not a tensor or a plain container
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not a plain tensor checkpoint (refused by weights_only loading: "
+                              f"{reason[:200]})") from None
+    if not isinstance(payload, Mapping):
+        raise CheckpointError(f"{path}: expected a dict with 'point_encoder' and 'casc', got {type(payload).__name__}")
+    extra = sorted(str(key) for key in payload if key not in PARTS)
+    missing = [key for key in PARTS if key not in payload]
+    if missing or extra:
+        raise CheckpointError(f"{path}: expected exactly the dicts 'point_encoder' and 'casc'"
+                              + (f"; missing {', '.join(missing)}" if missing else "")
+                              + (f"; unexpected {', '.join(extra)}" if extra else ""))
+    dicts: StateDicts = {}
+    for part in PARTS:
+        state = payload[part]
+        if not isinstance(state, Mapping):
+            raise CheckpointError(f"{path}: '{part}' is a {type(state).__name__}, not a state dict")
+        for name, value in state.items():
+            if not isinstance(name, str) or not isinstance(value, torch.Tensor):
+                raise CheckpointError(f"{path}: '{part}' entry {name!r} is a {type(value).__name__}, not a tensor")
+        dicts[part] = dict(state)
+    return dicts
+
+
+def read_safetensors(path: str | Path) -> tuple[StateDicts, ControllerSpec | None]:
+    """Our file: the two dicts (split on the first dot) and the spec from its metadata, when present."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    dicts: StateDicts = {part: {} for part in PARTS}
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata() or {}
+        for key in handle.keys():
+            part, _, name = key.partition(".")
+            if part not in dicts or not name:
+                raise CheckpointError(f"{path}: tensor {key!r} belongs to neither point_encoder nor casc")
+            dicts[part][name] = handle.get_tensor(key)
+    spec = None
+    if "spec" in metadata:
+        try:
+            spec = ControllerSpec.from_dict(json.loads(metadata["spec"]))
+        except (ValueError, TypeError, ConfigError) as exc:
+            raise CheckpointError(f"{path}: unreadable controller spec in the metadata ({exc})") from None
+    return dicts, spec
+
+
+def save_controller(controller: TVEditController, path: str | Path) -> Path:
+    """Write ``point_encoder.*`` and ``casc.*`` as safetensors, the spec in the metadata (atomic rename)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        path = path / OUR_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {f"{part}.{name}": tensor.detach().contiguous().cpu()
+               for part, state in controller.state_dicts().items() for name, tensor in state.items()}
+    partial = path.with_name(path.name + ".partial")
+    save_file(tensors, str(partial), metadata={"format": FORMAT, "version": FORMAT_VERSION,
+                                               "spec": controller.spec.to_json()})
+    partial.replace(path)
+    return path
+
+
+def _count(state: Mapping[str, torch.Tensor], prefix: str) -> int:
+    pattern = re.compile(re.escape(prefix) + r"\.(\d+)\.")
+    indices = {int(match.group(1)) for name in state if (match := pattern.match(name))}
+    return max(indices) + 1 if indices else 0
+
+
+def spec_from_state(casc: Mapping[str, torch.Tensor], transformer_config: Mapping[str, Any],
+                    backbone: str) -> ControllerSpec:
+    """The spec of a config-less (official) checkpoint: counts from its names, the rest from the backbone."""
+    blocks, injections = _count(casc, "transformer_blocks"), _count(casc, "controller_blocks")
+    if blocks == 0 or injections == 0:
+        raise CheckpointError("casc has no transformer_blocks or no controller_blocks: not a TV-Edit controller")
+    return ControllerSpec.for_backbone(transformer_config, backbone, blocks=blocks, injections=injections)
+
+
+def load_state_dicts(controller: TVEditController, dicts: StateDicts, source: str) -> None:
+    """Strict loading into both modules; a mismatch is one line naming the first differing tensor."""
+    for part in PARTS:
+        module = getattr(controller, part)
+        expected = module.state_dict()
+        given = dicts[part]
+        missing = [name for name in expected if name not in given]
+        unexpected = [name for name in given if name not in expected]
+        if missing or unexpected:
+            detail = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
+            count = len(missing) + len(unexpected)
+            raise CheckpointError(f"{source}: {part} does not match this controller ({detail}"
+                                  + (f" and {count - 1} more" if count > 1 else "") + ")")
+        for name, tensor in given.items():
+            if tuple(tensor.shape) != tuple(expected[name].shape):
+                raise CheckpointError(f"{source}: {part}.{name} has shape {tuple(tensor.shape)}, this controller "
+                                      f"expects {tuple(expected[name].shape)}")
+        module.load_state_dict(given, strict=True)
+
+
+def read_controller_file(path: str | Path) -> tuple[StateDicts, ControllerSpec | None, str]:
+    """Either format, recognised by content: (dicts, spec or None, "ours" | "official")."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such controller file")
+    if _is_safetensors(path):
+        dicts, spec = read_safetensors(path)
+        return dicts, spec, "ours"
+    return read_official(path), None, "official"
+
+
+def load_controller(ref: str | Path, transformer: Any, *, dtype: torch.dtype | None = None) -> TVEditController:
+    """The controller for ``transformer`` (a diffusers Qwen-Image or FLUX transformer) from a file, folder or hub id."""
+    from tvbench_adapters.tvedit.spec import backbone_of
+
+    path = resolve_controller(ref)
+    dicts, spec, kind = read_controller_file(path)
+    backbone = backbone_of(transformer)
+    if spec is None:
+        spec = spec_from_state(dicts["casc"], transformer.config, backbone)
+    else:
+        try:
+            spec.check_transformer(transformer)
+        except ConfigError as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
+    controller = build_controller(spec)
+    load_state_dicts(controller, dicts, str(path))
+    controller.source = {"path": str(path), "format": kind}
+    return controller.to(dtype=dtype) if dtype is not None else controller
+
+
+def resolve_controller(ref: str | Path) -> Path:
+    """A local weights file for a controller reference: file, folder, or hub id ``org/name[@revision]``."""
+    path = Path(ref).expanduser()
+    if path.is_file():
+        return path
+    if path.is_dir():
+        return _weights_in_folder(path)
+    text = str(ref)
+    if text.startswith((".", "/", "~")) or text.count("/") != 1:
+        raise CheckpointError(f"controller {text!r}: no such file or folder (a hub id looks like org/name[@revision])")
+    repo_id, _, revision = text.partition("@")
+    try:
+        from huggingface_hub import snapshot_download
+
+        folder = snapshot_download(repo_id, revision=revision or None,
+                                   allow_patterns=[f"*{suffix}" for suffix in WEIGHT_SUFFIXES] + ["*.json"])
+    except Exception as exc:
+        raise UnavailableError(f"controller {text!r}: cannot get it from the Hugging Face hub "
+                               f"({type(exc).__name__}); download it and pass the local file or folder") from None
+    return _weights_in_folder(Path(folder))
+
+
+def _weights_in_folder(folder: Path) -> Path:
+    if (folder / OUR_FILE).is_file():
+        return folder / OUR_FILE
+    candidates = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
+    if len(candidates) != 1:
+        found = ", ".join(p.name for p in candidates) or "none"
+        raise CheckpointError(f"{folder}: expected {OUR_FILE} or exactly one weights file, found {found}")
+    return candidates[0]
