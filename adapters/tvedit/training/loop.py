@@ -1,0 +1,360 @@
+"""``tvbench train tvedit``: the training loop (one CPU for tests, many GPUs through ``accelerate launch``).
+
+Defaults follow the paper (Sec. 4.1): AdamW, learning rate 1e-4, effective batch 64 by gradient accumulation,
+N = 5 controller blocks, 80K iterations, t ~ Beta annealed from (20, 2) to (5, 2) over 40K iterations.
+
+One optimizer step consumes ``effective_batch`` samples, the global positions ``step * E ... step * E + E - 1``
+of the run's sample order (:class:`.data.SampleOrder`). Process ``r`` of ``P`` with micro-batch ``b`` takes, at
+accumulation step ``m``, positions ``step * E + (m * P + r) * b + [0, b)``; the noise and t of a sample are
+drawn from generators seeded by ``(seed, position)``. The step's gradient is the mean over its E samples
+however they are split, so two processes with accumulation A follow one process with accumulation 2A (up to
+float summation order), and a resumed run draws exactly what the uninterrupted one would have.
+
+A rerun of the same command continues from the newest checkpoint in ``--output`` (the settings that shape
+the loss curve must match; ``run.json`` records them). ``loss.jsonl`` gets one line per optimizer step
+(``step``, ``loss`` = mean over the step's samples, ``alpha``, ``lr``); on resume, lines after the
+checkpoint are dropped, so the file always is one curve.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tvbench.errors import ConfigError
+from tvbench_adapters.tvedit.training.data import REVERSE_KEY
+from tvbench_adapters.tvedit.training.schedule import BetaSchedule
+
+DEFAULT_MODELS = {"qwen": "Qwen/Qwen-Image-Edit", "kontext": "black-forest-labs/FLUX.1-Kontext-dev"}
+CURVE_FIELDS = ("backbone", "model", "data", "steps", "lr", "weight_decay", "effective_batch", "blocks", "injections",
+                "resolution", "resize", "bidirectional", "reverse_key", "alpha_start", "alpha_end", "beta",
+                "anneal_steps", "seed", "mixed_precision", "guidance", "max_grad_norm", "lr_warmup", "val_cases")
+
+
+@dataclass
+class TrainConfig:
+    backbone: str
+    data: str
+    output: Path
+    model: str | None = None  # pipeline id or folder; default: the backbone's official weights
+    steps: int = 80_000  # paper Sec. 4.1: 80K iterations
+    lr: float = 1e-4  # paper Sec. 4.1
+    weight_decay: float = 0.01  # torch.optim.AdamW's default (the paper names AdamW only)
+    effective_batch: int = 64  # paper Sec. 4.1
+    batch_size: int = 1  # per process and micro-step
+    blocks: int = 5
+    injections: int = 15
+    resolution: int = 1024
+    resize: str = "squash"
+    bidirectional: bool = False
+    reverse_key: str = REVERSE_KEY
+    alpha_start: float = 20.0
+    alpha_end: float = 5.0
+    beta: float = 2.0
+    anneal_steps: int = 40_000
+    seed: int = 0
+    mixed_precision: str = "auto"  # auto: bf16 on CUDA, none elsewhere
+    gradient_checkpointing: bool = False
+    guidance: float = 3.5  # FLUX.1 Kontext's distilled guidance during training (pipeline default)
+    max_grad_norm: float = 0.0  # 0: no clipping (the paper names none)
+    lr_warmup: int = 0
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    val_cases: int = 0
+    val_every: int = 1000
+    val_steps: int = 20
+    val_smoke: bool = False
+    val_area: int = 0  # working area of validation edits in pixels (0: the pipeline's own ~1 MP)
+    cache_dir: Path | None = None
+    log_with: str = "auto"  # auto: tensorboard when installed; none; tensorboard; wandb; all
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.output = Path(self.output)
+        self.model = self.model or DEFAULT_MODELS.get(self.backbone)
+        if self.backbone not in DEFAULT_MODELS:
+            raise ConfigError(f"--backbone {self.backbone!r}: choose qwen or kontext")
+        for name in ("steps", "effective_batch", "batch_size", "checkpoint_every", "val_every", "val_steps"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
+            raise ConfigError(f"--mixed-precision {self.mixed_precision!r}: choose auto, no, bf16 or fp16")
+
+    def curve(self) -> dict[str, Any]:
+        """The settings a resumed run must share with the interrupted one."""
+        record = dataclasses.asdict(self)
+        return {name: (str(record[name]) if isinstance(record[name], Path) else record[name]) for name in CURVE_FIELDS}
+
+    def curve_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.curve(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _sample_seed(seed: int, position: int, stream: int) -> int:
+    return int(np.random.SeedSequence([seed, position, stream]).generate_state(1)[0])
+
+
+def _pad_stack(tensors: list, value: float = 0.0):
+    import torch
+
+    length = max(t.shape[0] for t in tensors)
+    padded = [torch.nn.functional.pad(t, (0, 0) * (t.ndim - 1) + (0, length - t.shape[0]), value=value)
+              for t in tensors]
+    return torch.stack(padded)
+
+
+class Trainer:
+    """Builds everything from a :class:`TrainConfig` and runs the loop; ``run()`` returns a summary dict."""
+
+    def __init__(self, config: TrainConfig):
+        self.config = config
+
+    # --- setup -----------------------------------------------------------------------------------------
+
+    def _accelerator(self, find_unused: bool):
+        import torch
+        from accelerate import Accelerator
+        from accelerate.utils import DistributedDataParallelKwargs
+
+        config = self.config
+        precision = config.mixed_precision
+        if precision == "auto":
+            precision = "bf16" if torch.cuda.is_available() else "no"
+        trackers = config.log_with
+        if trackers == "auto":
+            from importlib.util import find_spec
+
+            trackers = "tensorboard" if find_spec("tensorboard") or find_spec("tensorboardX") else "none"
+        return Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available(),
+                           log_with=None if trackers == "none" else trackers, project_dir=str(config.output),
+                           kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=find_unused)])
+
+    def _load_pipeline(self, accelerator):
+        import torch
+        from diffusers import DiffusionPipeline
+
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(accelerator.mixed_precision, torch.float32)
+        try:
+            pipe = DiffusionPipeline.from_pretrained(self.config.model, torch_dtype=dtype)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"--model {self.config.model}: cannot load the pipeline "
+                              f"({str(exc).splitlines()[0][:200]})") from None
+        pipe.set_progress_bar_config(disable=True)
+        return pipe.to(accelerator.device)
+
+    def _batch(self, store, pairs, order, positions: list[int], step: int, backbone) -> dict[str, Any]:
+        import torch
+
+        from tvbench_adapters.tvedit.points import drag_maps
+
+        schedule = self.schedule
+        feats, target_maps, handle_maps, noise, sigma = [], [], [], [], []
+        for position in positions:
+            pair = pairs[order[position]]
+            item = store.features(pair)
+            rows, cols = (int(v) for v in item["grid"])
+            size = (cols * 16, rows * 16)
+            handle, target = drag_maps(pair.pairs, tuple(int(v) for v in item["image_size"]), size, size)
+            handle_maps.append(handle)
+            target_maps.append(target)
+            generator = torch.Generator().manual_seed(_sample_seed(self.config.seed, position, 0))
+            noise.append(torch.randn(item["z0"].shape, generator=generator))
+            sigma.append(schedule.sample(step, np.random.default_rng(_sample_seed(self.config.seed, position, 1))))
+            feats.append(item)
+        grids = {tuple(int(v) for v in item["grid"]) for item in feats}
+        if len(grids) > 1:
+            raise ConfigError("pairs of different working sizes in one micro-batch: use --batch-size 1 with "
+                              "--resize keep")
+        device = backbone.device
+        text = {"prompt_embeds": _pad_stack([item["prompt_embeds"] for item in feats])}
+        if "prompt_mask" in feats[0]:
+            text["prompt_mask"] = _pad_stack([item["prompt_mask"] for item in feats])
+        if "pooled" in feats[0]:
+            text["pooled"] = torch.stack([item["pooled"] for item in feats])
+        sigma_t = torch.tensor(sigma, dtype=torch.float32)
+        call = backbone.transformer_call(text, grids.pop(), sigma_t, guidance=self.config.guidance)
+        return {"z0": torch.stack([item["z0"] for item in feats]).to(device),
+                "cond": torch.stack([item["cond"] for item in feats]).to(device),
+                "noise": torch.stack(noise).to(device), "sigma": sigma_t.to(device),
+                "target_maps": torch.stack(target_maps).to(device), "handle_maps": torch.stack(handle_maps).to(device),
+                "call": call}
+
+    # --- the run ---------------------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        import torch
+
+        from tvbench.cases import load_benchmark
+        from tvbench.io import append_jsonl, atomic_write_json, atomic_write_text, jsonl_line, read_jsonl
+        from tvbench_adapters.tvedit.controller import build_controller
+        from tvbench_adapters.tvedit.injection import used_injections
+        from tvbench_adapters.tvedit.spec import ControllerSpec
+        from tvbench_adapters.tvedit.training.backbones import FrozenBackbone
+        from tvbench_adapters.tvedit.training.data import SampleOrder, split_holdout, training_pairs
+        from tvbench_adapters.tvedit.training.features import FeatureStore
+        from tvbench_adapters.tvedit.training.objective import ControlledBackbone
+        from tvbench_adapters.tvedit.training.state import (latest_checkpoint, load_checkpoint, prune_checkpoints,
+                                                            save_checkpoint, step_dir)
+
+        config = self.config
+        self.schedule = BetaSchedule(config.alpha_start, config.alpha_end, config.beta, config.anneal_steps)
+        output = config.output
+        self._check_previous_run(output)
+
+        benchmark = load_benchmark(config.data)
+        train_cases, val_cases = split_holdout(list(benchmark), config.val_cases)
+        pairs = training_pairs(train_cases, bidirectional=config.bidirectional, reverse_key=config.reverse_key)
+        pairs_digest = hashlib.sha256("\n".join(p.id for p in pairs).encode()).hexdigest()[:16]
+
+        # the controller's shape decides whether DDP must tolerate unused heads
+        probe = self._transformer_config()
+        spec = ControllerSpec.for_backbone(probe, config.backbone, blocks=config.blocks, injections=config.injections)
+        unused_heads = used_injections(spec.main_blocks, spec.injections) < spec.injections
+        accelerator = self._accelerator(find_unused=unused_heads)
+        world, rank = accelerator.num_processes, accelerator.process_index
+        per_step = config.batch_size * world
+        if config.effective_batch % per_step:
+            raise ConfigError(f"--effective-batch {config.effective_batch} is not a multiple of --batch-size "
+                              f"{config.batch_size} x {world} process(es)")
+        accumulation = config.effective_batch // per_step
+
+        pipe = self._load_pipeline(accelerator)
+        backbone = FrozenBackbone(pipe)
+        if backbone.kind != config.backbone:
+            raise ConfigError(f"--model {config.model} is a {backbone.kind} pipeline, not --backbone {config.backbone}")
+        spec = ControllerSpec.for_transformer(backbone.transformer, blocks=config.blocks, injections=config.injections)
+        store = FeatureStore(backbone, config.cache_dir or output / "cache", resize=config.resize,
+                             resolution=config.resolution)
+        store.prepare(pairs, rank, world, progress=config.progress and accelerator.is_main_process)
+        accelerator.wait_for_everyone()
+
+        torch.manual_seed(config.seed)
+        controller = build_controller(spec)  # float32 master weights; autocast runs it in bf16 when asked
+        if config.gradient_checkpointing:
+            controller.enable_gradient_checkpointing()
+            backbone.transformer.enable_gradient_checkpointing()
+        model = ControlledBackbone(backbone.transformer, controller)
+        optimizer = torch.optim.AdamW(controller.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        warmup = config.lr_warmup
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0)
+        model, optimizer = accelerator.prepare(model, optimizer)
+        sharded = accelerator.distributed_type.name in ("FSDP", "DEEPSPEED")
+        trainable = accelerator.unwrap_model(model).controller
+
+        start = 0
+        checkpoint = latest_checkpoint(output)
+        if checkpoint is not None:
+            saved = load_checkpoint(checkpoint, controller=trainable, optimizer=optimizer, scheduler=scheduler,
+                                    rank=rank, sharded_optimizer=sharded)
+            if saved.get("pairs_digest") != pairs_digest:
+                raise ConfigError(f"{output}: the training pairs changed since {checkpoint.name}; "
+                                  "use another --output")
+            start = int(saved["step"])
+        if accelerator.is_main_process:
+            atomic_write_json(output / "run.json", {"curve": config.curve(), "curve_hash": config.curve_hash(),
+                                                    "spec": spec.to_dict(), "processes": world,
+                                                    "accumulation": accumulation, "pairs": len(pairs)})
+            kept = [r for r in read_jsonl(output / "loss.jsonl") if int(r["step"]) <= start]
+            atomic_write_text(output / "loss.jsonl", "".join(jsonl_line(r) for r in kept))  # one curve
+            accelerator.init_trackers("tvedit", config={k: v for k, v in config.curve().items()
+                                                        if isinstance(v, (int, float, str, bool))})
+
+        order = SampleOrder(len(pairs), config.seed)
+        model.train()
+        validator = self._validator(pipe, val_cases, accelerator) if val_cases else None
+        losses: list[float] = []
+        began = time.perf_counter()
+        from tvbench.progress import progress_bar
+
+        with progress_bar("training", config.steps - start,
+                          enabled=config.progress and accelerator.is_main_process) as bar:
+            for step in range(start, config.steps):
+                alpha = self.schedule.alpha(step)
+                total = torch.zeros((), device=accelerator.device)
+                for micro in range(accumulation):
+                    first = step * config.effective_batch + (micro * world + rank) * config.batch_size
+                    batch = self._batch(store, pairs, order, list(range(first, first + config.batch_size)), step,
+                                        backbone)
+                    syncing = micro == accumulation - 1
+                    context = contextlib.nullcontext() if syncing else accelerator.no_sync(model)
+                    with context, accelerator.autocast():
+                        per_sample = model(**batch)
+                        accelerator.backward(per_sample.mean() / accumulation)
+                    total += per_sample.detach().sum()
+                if config.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(trainable.parameters(), config.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step_loss = float(accelerator.reduce(total, reduction="sum")) / config.effective_batch
+                losses.append(step_loss)
+                done = step + 1
+                record = {"step": done, "loss": step_loss, "alpha": alpha, "lr": scheduler.get_last_lr()[0]}
+                if accelerator.is_main_process:
+                    append_jsonl(output / "loss.jsonl", record)
+                    accelerator.log({"loss": step_loss, "alpha": alpha, "lr": record["lr"]}, step=done)
+                bar.advance()
+                if done % config.checkpoint_every == 0 or done == config.steps:
+                    state = {"step": done, "samples_seen": done * config.effective_batch, "seed": config.seed,
+                             "pairs": len(pairs), "pairs_digest": pairs_digest, "curve_hash": config.curve_hash(),
+                             "processes": world}
+                    save_checkpoint(step_dir(output, done), controller=trainable, optimizer=optimizer,
+                                    scheduler=scheduler, state=state, rank=rank,
+                                    is_main=accelerator.is_main_process, sharded_optimizer=sharded,
+                                    wait=accelerator.wait_for_everyone)
+                    if accelerator.is_main_process:
+                        prune_checkpoints(output, config.keep_checkpoints)
+                if validator is not None and (done % config.val_every == 0 or done == config.steps):
+                    scores = validator(trainable, done)
+                    accelerator.log({f"val/{k}": v for k, v in scores.items()
+                                     if isinstance(v, float) and k != "step"}, step=done)
+                    model.train()
+
+        if accelerator.is_main_process:
+            from tvbench_adapters.tvedit.checkpoint import save_controller
+
+            save_controller(trainable, output / "controller.safetensors")
+        accelerator.wait_for_everyone()
+        accelerator.end_training()
+        return {"steps": config.steps, "resumed_from": start, "processes": world, "accumulation": accumulation,
+                "pairs": len(pairs), "losses": losses, "seconds": time.perf_counter() - began,
+                "cache_hits": store.hits, "cache_misses": store.misses}
+
+    def _transformer_config(self) -> dict[str, Any]:
+        """The backbone transformer's config without loading weights (a local folder or the hub cache)."""
+        from diffusers import DiffusionPipeline  # noqa: F401  (registers the config classes)
+        from diffusers.configuration_utils import ConfigMixin
+
+        try:
+            config = ConfigMixin.load_config(self.config.model, subfolder="transformer")
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"--model {self.config.model}: no transformer config "
+                              f"({str(exc).splitlines()[0][:200]})") from None
+        return dict(config)
+
+    def _check_previous_run(self, output: Path) -> None:
+        run_file = output / "run.json"
+        if not run_file.is_file():
+            output.mkdir(parents=True, exist_ok=True)
+            return
+        previous = json.loads(run_file.read_text()).get("curve", {})
+        for name, value in self.config.curve().items():
+            if previous.get(name, value) != value:
+                raise ConfigError(f"{output}: holds a run with {name}={previous[name]!r}, not {value!r}; "
+                                  "rerun with the same settings to resume, or choose another --output")
+
+    def _validator(self, pipe, cases, accelerator):
+        from tvbench_adapters.tvedit.training.validation import Validator
+
+        if not accelerator.is_main_process:
+            return None
+        return Validator(pipe, cases, self.config)
+
