@@ -10,9 +10,9 @@ import torch
 from conftest import textured
 from PIL import Image
 
-from tvbench.metrics import METRICS, NOT_APPLICABLE, OK, default_metrics, get_metric, score_images
+from tvbench.metrics import METRICS, NOT_APPLICABLE, OK, default_metrics, get_metric
 from tvbench.metrics.functional import cosine, ds_global
-from tvbench.scoring import Scorer, ScoringConfig
+from tvbench.scoring import Scorer, ScoringConfig, score_images
 
 
 @pytest.mark.parametrize("name", METRICS.names())

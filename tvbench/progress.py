@@ -51,3 +51,17 @@ def track(items: Sequence[T] | Iterable[T], description: str, *, enabled: bool =
         for item in items:
             yield item
             bar.advance()
+
+
+def silence_library_progress() -> None:
+    """Turn off diffusers' and transformers' own bars (loading components, writing shards, denoising steps).
+
+    Under tvbench the bar that counts cases is the one to read; a second bar per pipeline call garbles it.
+    Process-wide and idempotent, like the libraries' own switches; hub download bars stay on (a first
+    download of 50 GB deserves one). The libraries are imported only if installed.
+    """
+    import importlib.util
+
+    for module in ("diffusers.utils.logging", "transformers.utils.logging"):
+        if importlib.util.find_spec(module.partition(".")[0]) is not None:
+            importlib.import_module(module).disable_progress_bar()

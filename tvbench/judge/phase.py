@@ -19,11 +19,13 @@ from tvbench.judge.config import JudgeConfig
 from tvbench.judge.evaluate import Evaluator, ItemResult, JudgeItem, RunStats
 from tvbench.judge.images import draw_drag_arrows
 from tvbench.judge.prompts import Prompt, load_prompt
-from tvbench.metrics.base import MISSING, NOT_APPLICABLE, OK, Metric, MetricResult
+from tvbench.metrics.base import Metric
+from tvbench.scoring.edits import file_sha, fit_edit, open_edit
+from tvbench.scoring.rows import MISSING, NOT_APPLICABLE, OK, MetricResult, ScoreMemo, make_row
 
 if TYPE_CHECKING:
     from tvbench.cases import Benchmark, Case
-    from tvbench.scoring import MethodRun, ScoreMemo
+    from tvbench.scoring.runs import MethodRun
 
 CACHE_FILE = "judge.cache.sqlite"
 MESSAGE_LAYOUT = "v1: one user message, the images in the prompt's order, then the prompt text"
@@ -62,11 +64,9 @@ class JudgeSession:
                     "prompt": self.prompts[m.name].describe(), "layout": MESSAGE_LAYOUT}})
                 for m in self.metrics}
 
-    def score(self, bench: "Benchmark", runs: list["MethodRun"], memo: "ScoreMemo", keys: dict[str, str],
+    def score(self, bench: "Benchmark", runs: list["MethodRun"], memo: ScoreMemo, keys: dict[str, str],
               results: Path, progress: bool = True) -> list[dict]:
         """Rows of every judge metric for every method and case; requests only for what memo and cache lack."""
-        from tvbench.scoring import _file_sha, _row
-
         rows: list[dict] = []
         items: list[JudgeItem] = []
         pending: list[tuple] = []
@@ -74,14 +74,14 @@ class JudgeSession:
         for case in bench.cases:
             for run in runs:
                 path = run.edit_path(case.id)
-                sha = _file_sha(path) if path.is_file() else None
+                sha = file_sha(path) if path.is_file() else None
                 for metric in self.metrics:
                     key = keys[metric.name]
                     reason = metric.not_applicable_reason(case)
                     if reason or sha is None:
                         result = MetricResult(None, NOT_APPLICABLE, reason) if reason else \
                             MetricResult(None, MISSING, "no edit image")
-                        rows.append(_row(run, case, metric.name, key, result, sha, False))
+                        rows.append(make_row(run, case, metric.name, key, result, sha, False))
                         continue
                     cached = memo.get(run.name, case.id, metric.name, key, sha)
                     if cached is not None:
@@ -100,7 +100,7 @@ class JudgeSession:
             evaluator.close()
             cache.close()
         for (run, case, name, key, sha, prompt), outcome in zip(pending, outcomes):
-            row = _row(run, case, name, key, MetricResult(outcome.value, outcome.status, outcome.detail), sha,
+            row = make_row(run, case, name, key, MetricResult(outcome.value, outcome.status, outcome.detail), sha,
                        resized.get(outcome.id, False))
             row["judge"] = judge_fields(outcome, prompt, str(self.config.model))
             memo.add(row)
@@ -154,10 +154,8 @@ def _image_maker(case: "Case", path: Path, layout: tuple[str, ...], resized: dic
     """The item's images in layout order, decoded when a worker needs them (the edit at the source's size)."""
 
     def make():
-        from tvbench.scoring import _open_edit, fit_edit
-
         source = case.open_image("source")
-        edit, was_resized = fit_edit(_open_edit(path), source.size)
+        edit, was_resized = fit_edit(open_edit(path), source.size)
         resized[item_id] = was_resized
         images = {"source": source, "edit": edit}
         out = []

@@ -1,8 +1,8 @@
 """The metric registry. Each metric is a small class declaring its direction, range and needed inputs.
 
-Python API on in-memory images::
+Python API on in-memory images (the scorer loads the networks, so it lives in :mod:`tvbench.scoring`)::
 
-    from tvbench.metrics import score_images
+    from tvbench.scoring import score_images
     score_images(edit, target=target, metrics=["ds_global_tgt", "lpips_tgt"], backbone="random-tiny")
 
 and on precomputed features: :mod:`tvbench.metrics.functional`.
@@ -45,14 +45,5 @@ def default_metrics() -> list[str]:
     return [name for name in METRICS.names() if METRICS.load(name).models <= IMAGE_MODELS]
 
 
-def __getattr__(name: str):
-    # score_images lives with the scorer (it loads models); imported lazily to avoid an import cycle.
-    if name == "score_images":
-        from tvbench.scoring import score_images
-
-        return score_images
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = ["COLUMN_ORDER", "ERROR", "METRICS", "MISSING", "NOT_APPLICABLE", "OK", "REFUSED", "STATUSES", "TABLE1_ORDER",
-           "UNPARSEABLE", "Metric", "MetricResult", "default_metrics", "get_metric", "score_images"]
+           "UNPARSEABLE", "Metric", "MetricResult", "default_metrics", "get_metric"]

@@ -7,28 +7,14 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
+# Statuses and results are a score row's vocabulary, shared with the judge: they live in tvbench.scoring.rows.
+from tvbench.scoring.rows import (ERROR, MISSING, NOT_APPLICABLE, OK, REFUSED, STATUSES, UNPARSEABLE,  # noqa: F401
+                                  MetricResult)
+
 if TYPE_CHECKING:
-    from tvbench.scoring import EditContext
-
-OK = "ok"
-NOT_APPLICABLE = "not_applicable"  # the case lacks an input the metric needs (e.g. no target)
-MISSING = "missing"  # the method produced no image for the case
-ERROR = "error"  # computing failed; the row carries the message
-UNPARSEABLE = "unparseable"  # a judge replied, but without one unambiguous score; the row keeps the reply
-REFUSED = "refused"  # a judge declined to grade; the row keeps the reply
-STATUSES = (OK, NOT_APPLICABLE, MISSING, ERROR, UNPARSEABLE, REFUSED)
-
-
-@dataclass(frozen=True)
-class MetricResult:
-    value: float | None
-    status: str
-    detail: str | None = None
-    extra: dict | None = None  # per-row facts, e.g. {"points": 3} (pooled means) or {"mask": "derived"}
-
+    from tvbench.scoring.context import EditContext
 
 class Metric(ABC):
     """A per-case score of an edit. Subclasses set the class attributes and implement :meth:`compute`."""

@@ -13,8 +13,7 @@ from pathlib import Path
 from tvbench.errors import ResultsError
 from tvbench.io import read_json_object
 from tvbench.metrics import COLUMN_ORDER
-
-SUMMARY_FILE = "summary.json"
+from tvbench.scoring.files import SUMMARY_FILE
 
 
 def load_summary(path: Path) -> dict:

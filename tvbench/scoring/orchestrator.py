@@ -1,0 +1,129 @@
+"""The orchestrator: score every method folder of a results folder, case by case, then the judge phase, then
+write ``scores.jsonl`` and ``summary.json``.
+
+It depends on scoring's parts, on the metrics and on the judge; none of them depends on it.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from tvbench.cases import Case
+from tvbench.errors import CaseError, one_line
+from tvbench.features import FeatureStore
+from tvbench.io import atomic_write_json, atomic_write_text, jsonl_line
+from tvbench.metrics import Metric
+from tvbench.progress import track
+from tvbench.provenance import environment, now
+from tvbench.scoring.aggregation import aggregate
+from tvbench.scoring.config import ScoringConfig
+from tvbench.scoring.context import CaseImages
+from tvbench.scoring.edits import file_sha, fit_edit, open_edit
+from tvbench.scoring.files import CACHE_FILE, SCORES_FILE, SCORES_SCHEMA_VERSION, SUMMARY_FILE
+from tvbench.scoring.rows import ERROR, MetricResult, ScoreMemo, make_row
+from tvbench.scoring.runs import MethodRun, discover_runs, resolve_benchmark
+from tvbench.scoring.scorer import Scorer
+
+
+def _prefetch(scorer: Scorer, store: FeatureStore, images: CaseImages,
+              pending: list[tuple[MethodRun, str, Image.Image, Image.Image, bool, list[Metric]]]) -> None:
+    """Encode what the pending metrics will read, one batch per resolution, before computing them."""
+    resolutions = {"global": scorer.config.resolution, "match": scorer.config.match_resolution}
+    wanted: dict[int, list[Image.Image]] = {}
+    for *_, edit, _original, _resized, todo in pending:
+        applicable = [m for m in todo if m.not_applicable_reason(images.case) is None]
+        for role, scale in set().union(*(m.features for m in applicable)):
+            batch = wanted.setdefault(resolutions[scale], [])
+            if role == "edit":
+                batch.append(edit)
+            elif not any(image is images.get(role) for image in batch):
+                batch.insert(0, images.get(role))
+    for resolution, batch in wanted.items():
+        store.prefetch(batch, resolution)
+
+
+def score_case(scorer: Scorer, case: Case, runs: list[MethodRun], memo: ScoreMemo,
+               store: FeatureStore | None) -> list[dict]:
+    """Every image metric's row for every method's edit of one case (reusing the memo's rows)."""
+    images = CaseImages(case)
+    rows: list[dict] = []
+    pending: list[tuple[MethodRun, str, Image.Image, Image.Image, bool, list[Metric]]] = []
+    for run in runs:
+        path = run.edit_path(case.id)
+        if not path.is_file():
+            rows += [make_row(run, case, name, scorer.keys[name], result, None, False)
+                     for name, result in scorer.without_edit(case).items()]
+            continue
+        sha = file_sha(path)
+        todo = []
+        for metric in scorer.image_metrics:
+            cached = memo.get(run.name, case.id, metric.name, scorer.keys[metric.name], sha)
+            if cached is not None:
+                rows.append(cached)
+            else:
+                todo.append(metric)
+        if not todo:
+            continue
+        try:
+            original = open_edit(path)
+            edit, resized = fit_edit(original, images.get("source").size)
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            error = MetricResult(None, ERROR, f"cannot decode {path.name}: {one_line(exc)}")
+            rows += [make_row(run, case, m.name, scorer.keys[m.name], error, sha, False) for m in todo]
+            continue
+        pending.append((run, sha, edit, original, resized, todo))
+    if store is not None:
+        try:
+            _prefetch(scorer, store, images, pending)
+        except CaseError:
+            pass  # the case's own image is unreadable: each metric reports it below
+    for run, sha, edit, original, resized, todo in pending:
+        for name, result in scorer.score(case, edit, images, store, todo, original).items():
+            row = make_row(run, case, name, scorer.keys[name], result, sha, resized)
+            memo.add(row)
+            rows.append(row)
+    return rows
+
+
+def score_results(results: Path, config: ScoringConfig | None = None, bench_spec: str | None = None,
+                  progress: bool = True) -> dict:
+    """Score every method folder under ``results``; write rows and summary there; return the summary."""
+    results = Path(results)
+    config = config or ScoringConfig()
+    runs = discover_runs(results)
+    bench = resolve_benchmark(runs, bench_spec, progress=progress)
+    scorer = Scorer(config)
+    memo = ScoreMemo(results / CACHE_FILE, enabled=not config.rescore)
+    store = scorer.new_store()
+    rows: list[dict] = []
+    started = time.perf_counter()
+    for case in track(bench.cases, "scoring", enabled=progress):
+        rows += score_case(scorer, case, runs, memo, store)
+    if scorer.judge is not None:  # the judge phase: every judge row still needed, concurrently (tvbench/judge/)
+        rows += scorer.judge.score(bench, runs, memo, scorer.keys, results, progress=progress)
+    work = {"seconds": round(time.perf_counter() - started, 3),
+            "rows_reused": memo.reused, "rows_computed": len(rows) - memo.reused}
+    if store is not None:
+        work.update(dino_forwards=store.forwards, feature_cache_hits=store.disk.hits if store.disk else 0,
+                    feature_cache=str(store.disk.folder) if store.disk else None)
+    metric_names = [m.name for m in scorer.metrics]
+    summary = {
+        "schema_version": SCORES_SCHEMA_VERSION,
+        "kind": "tvbench.scores",
+        "created": now(),
+        "benchmark": bench.describe(),
+        "scorer": scorer.describe(),
+        "metrics": {m.name: m.describe() for m in scorer.metrics},
+        "edits_resized_to": "source size (bicubic) before scoring, when an edit's size differs",
+        "methods": aggregate(rows, runs, metric_names, len(bench)),
+        "work": work,  # what this run computed (reused rows and cached features cost nothing)
+        "environment": environment(),
+    }
+    if scorer.judge is not None:
+        scorer.judge.annotate(summary, rows)
+    atomic_write_text(results / SCORES_FILE, "".join(jsonl_line(r) for r in rows))
+    atomic_write_json(results / SUMMARY_FILE, summary)
+    return summary
