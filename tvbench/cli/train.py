@@ -52,6 +52,8 @@ def tvedit(
     val_cases: int = typer.Option(0, help="Hold out the last N cases (by id) for validation edits."),
     val_every: int = typer.Option(1000, help="Validate every N steps (and at the end)."),
     val_steps: int = typer.Option(20, help="Denoising steps of a validation edit."),
+    val_edits: bool = typer.Option(True, help="Validation edits scored with tvbench's metrics (the held-out loss "
+                                   "always runs)."),
     val_smoke: bool = typer.Option(False, help="Score validation edits with small random networks (offline)."),
     val_area: int = typer.Option(0, help="Working area of validation edits in pixels (0: the pipeline's ~1 MP)."),
     cache_dir: Optional[Path] = typer.Option(None, help="Feature cache folder (default OUTPUT/cache)."),
@@ -70,8 +72,11 @@ def tvedit(
         mixed_precision=mixed_precision, gradient_checkpointing=gradient_checkpointing, guidance=guidance,
         max_grad_norm=max_grad_norm, lr_warmup=lr_warmup, checkpoint_every=checkpoint_every,
         keep_checkpoints=keep_checkpoints, val_cases=val_cases, val_every=val_every, val_steps=val_steps,
-        val_smoke=val_smoke, val_area=val_area, cache_dir=cache_dir, log_with=log_with, progress=not quiet)
+        val_edits=val_edits, val_smoke=val_smoke, val_area=val_area, cache_dir=cache_dir, log_with=log_with,
+        progress=not quiet)
     summary = Trainer(config).run()
+    if not summary["main"]:
+        return  # one report per run, from the main process
     losses = summary["losses"]
     if losses:
         say(f"trained steps {summary['resumed_from'] + 1}-{summary['steps']} on {summary['pairs']} pairs "

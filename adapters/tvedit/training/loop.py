@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import json
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from tvbench_adapters.tvedit.training.data import REVERSE_KEY
 from tvbench_adapters.tvedit.training.schedule import BetaSchedule
 
 DEFAULT_MODELS = {"qwen": "Qwen/Qwen-Image-Edit", "kontext": "black-forest-labs/FLUX.1-Kontext-dev"}
-CURVE_FIELDS = ("backbone", "model", "data", "steps", "lr", "weight_decay", "effective_batch", "blocks", "injections",
+CURVE_FIELDS = ("backbone", "model", "data", "lr", "weight_decay", "effective_batch", "blocks", "injections",
                 "resolution", "resize", "bidirectional", "reverse_key", "alpha_start", "alpha_end", "beta",
                 "anneal_steps", "seed", "mixed_precision", "guidance", "max_grad_norm", "lr_warmup", "val_cases")
 
@@ -72,6 +73,7 @@ class TrainConfig:
     val_every: int = 1000
     val_steps: int = 20
     val_smoke: bool = False
+    val_edits: bool = True  # validation edits scored with tvbench's metrics (the validation loss always runs)
     val_area: int = 0  # working area of validation edits in pixels (0: the pipeline's own ~1 MP)
     cache_dir: Path | None = None
     log_with: str = "auto"  # auto: tensorboard when installed; none; tensorboard; wandb; all
@@ -97,6 +99,9 @@ class TrainConfig:
         return hashlib.sha256(json.dumps(self.curve(), sort_keys=True).encode()).hexdigest()[:16]
 
 
+VAL_SIGMAS = (0.3, 0.6, 0.9)
+
+
 def _sample_seed(seed: int, position: int, stream: int) -> int:
     return int(np.random.SeedSequence([seed, position, stream]).generate_state(1)[0])
 
@@ -118,7 +123,9 @@ class Trainer:
 
     # --- setup -----------------------------------------------------------------------------------------
 
-    def _accelerator(self, find_unused: bool):
+    def _accelerator(self):
+        """DDP must tolerate unused parameters: the text MLP of the controller's last block feeds nothing (as in
+        the official controller), and heads beyond ``used_injections`` are never added."""
         import torch
         from accelerate import Accelerator
         from accelerate.utils import DistributedDataParallelKwargs
@@ -134,39 +141,49 @@ class Trainer:
             trackers = "tensorboard" if find_spec("tensorboard") or find_spec("tensorboardX") else "none"
         return Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available(),
                            log_with=None if trackers == "none" else trackers, project_dir=str(config.output),
-                           kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=find_unused)])
+                           kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
 
     def _load_pipeline(self, accelerator):
         import torch
         from diffusers import DiffusionPipeline
 
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(accelerator.mixed_precision, torch.float32)
+        if not self.config.progress:
+            import diffusers
+            import transformers
+
+            diffusers.utils.logging.disable_progress_bar()
+            transformers.utils.logging.disable_progress_bar()
         try:
-            pipe = DiffusionPipeline.from_pretrained(self.config.model, torch_dtype=dtype)
+            with warnings.catch_warnings():  # diffusers >= 0.40 calls torch_dtype dtype; 0.37 knows only torch_dtype
+                warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
+                pipe = DiffusionPipeline.from_pretrained(self.config.model, torch_dtype=dtype)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"--model {self.config.model}: cannot load the pipeline "
                               f"({str(exc).splitlines()[0][:200]})") from None
         pipe.set_progress_bar_config(disable=True)
         return pipe.to(accelerator.device)
 
-    def _batch(self, store, pairs, order, positions: list[int], step: int, backbone) -> dict[str, Any]:
+    def _training_samples(self, pairs, order, positions: list[int], step: int) -> list[tuple[Any, int, float]]:
+        """(pair, noise seed, t) of each global sample position: a function of the seed and position only."""
+        seed = self.config.seed
+        return [(pairs[order[p]], _sample_seed(seed, p, 0),
+                 self.schedule.sample(step, np.random.default_rng(_sample_seed(seed, p, 1)))) for p in positions]
+
+    def _batch(self, store, samples: list[tuple[Any, int, float]], backbone) -> dict[str, Any]:
         import torch
 
         from tvbench_adapters.tvedit.points import drag_maps
 
-        schedule = self.schedule
-        feats, target_maps, handle_maps, noise, sigma = [], [], [], [], []
-        for position in positions:
-            pair = pairs[order[position]]
+        feats, target_maps, handle_maps, noise = [], [], [], []
+        for pair, noise_seed, _ in samples:
             item = store.features(pair)
             rows, cols = (int(v) for v in item["grid"])
             size = (cols * 16, rows * 16)
             handle, target = drag_maps(pair.pairs, tuple(int(v) for v in item["image_size"]), size, size)
             handle_maps.append(handle)
             target_maps.append(target)
-            generator = torch.Generator().manual_seed(_sample_seed(self.config.seed, position, 0))
-            noise.append(torch.randn(item["z0"].shape, generator=generator))
-            sigma.append(schedule.sample(step, np.random.default_rng(_sample_seed(self.config.seed, position, 1))))
+            noise.append(torch.randn(item["z0"].shape, generator=torch.Generator().manual_seed(noise_seed)))
             feats.append(item)
         grids = {tuple(int(v) for v in item["grid"]) for item in feats}
         if len(grids) > 1:
@@ -178,13 +195,25 @@ class Trainer:
             text["prompt_mask"] = _pad_stack([item["prompt_mask"] for item in feats])
         if "pooled" in feats[0]:
             text["pooled"] = torch.stack([item["pooled"] for item in feats])
-        sigma_t = torch.tensor(sigma, dtype=torch.float32)
-        call = backbone.transformer_call(text, grids.pop(), sigma_t, guidance=self.config.guidance)
+        sigma = torch.tensor([t for _, _, t in samples], dtype=torch.float32)
+        call = backbone.transformer_call(text, grids.pop(), sigma, guidance=self.config.guidance)
         return {"z0": torch.stack([item["z0"] for item in feats]).to(device),
                 "cond": torch.stack([item["cond"] for item in feats]).to(device),
-                "noise": torch.stack(noise).to(device), "sigma": sigma_t.to(device),
+                "noise": torch.stack(noise).to(device), "sigma": sigma.to(device),
                 "target_maps": torch.stack(target_maps).to(device), "handle_maps": torch.stack(handle_maps).to(device),
                 "call": call}
+
+    def validation_loss(self, model, store, pairs, backbone, accelerator) -> float:
+        """Mean Z0 loss of the held-out pairs at t = 0.3, 0.6 and 0.9 with fixed noise: one comparable number."""
+        import torch
+
+        values = []
+        with torch.no_grad(), accelerator.autocast():
+            for index, pair in enumerate(pairs):
+                samples = [(pair, _sample_seed(self.config.seed, index * len(VAL_SIGMAS) + j, 2), sigma)
+                           for j, sigma in enumerate(VAL_SIGMAS)]
+                values.extend(model(**self._batch(store, samples, backbone)).tolist())
+        return sum(values) / len(values)
 
     # --- the run ---------------------------------------------------------------------------------------
 
@@ -194,7 +223,6 @@ class Trainer:
         from tvbench.cases import load_benchmark
         from tvbench.io import append_jsonl, atomic_write_json, atomic_write_text, jsonl_line, read_jsonl
         from tvbench_adapters.tvedit.controller import build_controller
-        from tvbench_adapters.tvedit.injection import used_injections
         from tvbench_adapters.tvedit.spec import ControllerSpec
         from tvbench_adapters.tvedit.training.backbones import FrozenBackbone
         from tvbench_adapters.tvedit.training.data import SampleOrder, split_holdout, training_pairs
@@ -213,11 +241,7 @@ class Trainer:
         pairs = training_pairs(train_cases, bidirectional=config.bidirectional, reverse_key=config.reverse_key)
         pairs_digest = hashlib.sha256("\n".join(p.id for p in pairs).encode()).hexdigest()[:16]
 
-        # the controller's shape decides whether DDP must tolerate unused heads
-        probe = self._transformer_config()
-        spec = ControllerSpec.for_backbone(probe, config.backbone, blocks=config.blocks, injections=config.injections)
-        unused_heads = used_injections(spec.main_blocks, spec.injections) < spec.injections
-        accelerator = self._accelerator(find_unused=unused_heads)
+        accelerator = self._accelerator()
         world, rank = accelerator.num_processes, accelerator.process_index
         per_step = config.batch_size * world
         if config.effective_batch % per_step:
@@ -232,7 +256,8 @@ class Trainer:
         spec = ControllerSpec.for_transformer(backbone.transformer, blocks=config.blocks, injections=config.injections)
         store = FeatureStore(backbone, config.cache_dir or output / "cache", resize=config.resize,
                              resolution=config.resolution)
-        store.prepare(pairs, rank, world, progress=config.progress and accelerator.is_main_process)
+        val_pairs = training_pairs(val_cases)
+        store.prepare(pairs + val_pairs, rank, world, progress=config.progress and accelerator.is_main_process)
         accelerator.wait_for_everyone()
 
         torch.manual_seed(config.seed)
@@ -269,7 +294,25 @@ class Trainer:
 
         order = SampleOrder(len(pairs), config.seed)
         model.train()
-        validator = self._validator(pipe, val_cases, accelerator) if val_cases else None
+        validator = None
+
+        def validate(done: int) -> None:
+            nonlocal validator
+            if not (val_cases and accelerator.is_main_process):
+                return
+            record = {"step": done, "loss": self.validation_loss(accelerator.unwrap_model(model), store, val_pairs,
+                                                                 backbone, accelerator)}
+            if config.val_edits:
+                from tvbench_adapters.tvedit.training.validation import Validator
+
+                validator = validator or Validator(pipe, val_cases, config)
+                record.update(validator(trainable, done))
+            append_jsonl(output / "validation.jsonl", record)
+            accelerator.log({f"val/{k}": v for k, v in record.items() if isinstance(v, float)}, step=done)
+            model.train()
+
+        if start == 0:
+            validate(0)  # the untrained controller: the baseline of the validation curve
         losses: list[float] = []
         began = time.perf_counter()
         from tvbench.progress import progress_bar
@@ -281,8 +324,8 @@ class Trainer:
                 total = torch.zeros((), device=accelerator.device)
                 for micro in range(accumulation):
                     first = step * config.effective_batch + (micro * world + rank) * config.batch_size
-                    batch = self._batch(store, pairs, order, list(range(first, first + config.batch_size)), step,
-                                        backbone)
+                    positions = list(range(first, first + config.batch_size))
+                    batch = self._batch(store, self._training_samples(pairs, order, positions, step), backbone)
                     syncing = micro == accumulation - 1
                     context = contextlib.nullcontext() if syncing else accelerator.no_sync(model)
                     with context, accelerator.autocast():
@@ -312,11 +355,8 @@ class Trainer:
                                     wait=accelerator.wait_for_everyone)
                     if accelerator.is_main_process:
                         prune_checkpoints(output, config.keep_checkpoints)
-                if validator is not None and (done % config.val_every == 0 or done == config.steps):
-                    scores = validator(trainable, done)
-                    accelerator.log({f"val/{k}": v for k, v in scores.items()
-                                     if isinstance(v, float) and k != "step"}, step=done)
-                    model.train()
+                if done % config.val_every == 0 or done == config.steps:
+                    validate(done)
 
         if accelerator.is_main_process:
             from tvbench_adapters.tvedit.checkpoint import save_controller
@@ -324,21 +364,10 @@ class Trainer:
             save_controller(trainable, output / "controller.safetensors")
         accelerator.wait_for_everyone()
         accelerator.end_training()
-        return {"steps": config.steps, "resumed_from": start, "processes": world, "accumulation": accumulation,
+        return {"main": accelerator.is_main_process, "steps": config.steps, "resumed_from": start, "processes": world,
+                "accumulation": accumulation,
                 "pairs": len(pairs), "losses": losses, "seconds": time.perf_counter() - began,
                 "cache_hits": store.hits, "cache_misses": store.misses}
-
-    def _transformer_config(self) -> dict[str, Any]:
-        """The backbone transformer's config without loading weights (a local folder or the hub cache)."""
-        from diffusers import DiffusionPipeline  # noqa: F401  (registers the config classes)
-        from diffusers.configuration_utils import ConfigMixin
-
-        try:
-            config = ConfigMixin.load_config(self.config.model, subfolder="transformer")
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"--model {self.config.model}: no transformer config "
-                              f"({str(exc).splitlines()[0][:200]})") from None
-        return dict(config)
 
     def _check_previous_run(self, output: Path) -> None:
         run_file = output / "run.json"
@@ -350,11 +379,3 @@ class Trainer:
             if previous.get(name, value) != value:
                 raise ConfigError(f"{output}: holds a run with {name}={previous[name]!r}, not {value!r}; "
                                   "rerun with the same settings to resume, or choose another --output")
-
-    def _validator(self, pipe, cases, accelerator):
-        from tvbench_adapters.tvedit.training.validation import Validator
-
-        if not accelerator.is_main_process:
-            return None
-        return Validator(pipe, cases, self.config)
-

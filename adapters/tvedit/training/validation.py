@@ -2,16 +2,17 @@
 
 Every ``--val-every`` steps the main process edits the held-out cases with the current controller (fixed
 seeds, ``--val-steps`` denoising steps, the authors' CFG 3.0 for Qwen and the pipeline's 3.5 guidance for
-Kontext), writes them to ``<output>/validation/step-<N>/<case>.png`` and appends one line to
-``validation.jsonl``: the mean of each target-referenced image metric (DS_global, DS_local, LPIPS, MD_s) and
-how many cases it covers. ``--val-smoke`` scores with tvbench's small random networks (offline checks only).
+Kontext) and writes them to ``<output>/validation/step-<N>/<case>.png``. Its scores join the held-out Z0 loss
+in that step's line of ``validation.jsonl``: the mean of each target-referenced image metric (DS_global,
+DS_local, LPIPS, MD_s) and how many cases it covers. ``--val-smoke`` scores with tvbench's small random
+networks (offline checks only).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from tvbench.io import append_jsonl, atomic_save_png
+from tvbench.io import atomic_save_png
 
 METRICS = ["ds_global_tgt", "ds_local_tgt", "lpips_tgt", "md_s"]
 CFG = {"qwen": 3.0, "kontext": 3.5}  # official demo default CFG 3.0 (Qwen); FluxKontextPipeline guidance default
@@ -53,9 +54,8 @@ class Validator:
                 for name, result in results.items():
                     if result.value is not None and name in values:
                         values[name].append(float(result.value))
-        record: dict[str, Any] = {"step": step, "cases": len(self.cases)}
+        record: dict[str, Any] = {"cases": len(self.cases)}
         for name, found in values.items():
             record[name] = sum(found) / len(found) if found else None
             record[f"{name}_n"] = len(found)
-        append_jsonl(self.config.output / "validation.jsonl", record)
         return record
