@@ -218,156 +218,196 @@ class Trainer:
     # --- the run ---------------------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
+        """Data, backbone and controller, resume, the steps, the final weights; returns a summary."""
+        config = self.config
+        self.schedule = BetaSchedule(config.alpha_start, config.alpha_end, config.beta, config.anneal_steps)
+        self._check_previous_run(config.output)
+        self._setup()
+        start = self._resume()
+        self.validator = None
+        if start == 0:
+            self._validate(0)  # the untrained controller: the baseline of the validation curve
+        losses: list[float] = []
+        began = time.perf_counter()
+        from tvbench.progress import progress_bar
+
+        main = self.accelerator.is_main_process
+        with progress_bar("training", config.steps - start, enabled=config.progress and main) as bar:
+            for step in range(start, config.steps):
+                losses.append(self._step(step))
+                bar.advance()
+                done = step + 1
+                if done % config.checkpoint_every == 0 or done == config.steps:
+                    self._checkpoint(done)
+                if done % config.val_every == 0 or done == config.steps:
+                    self._validate(done)
+
+        from tvbench_adapters.tvedit.checkpoint import save_state_dicts
+
+        final = self._weights()
+        if main:
+            save_state_dicts(final, self.spec, config.output / "controller.safetensors")
+        self.accelerator.wait_for_everyone()
+        self.accelerator.end_training()
+        return {"main": main, "steps": config.steps, "resumed_from": start, "processes": self.world,
+                "accumulation": self.accumulation, "pairs": len(self.pairs), "losses": losses,
+                "seconds": time.perf_counter() - began, "cache_hits": self.store.hits,
+                "cache_misses": self.store.misses}
+
+    def _setup(self) -> None:
+        """Pairs, processes and accumulation, the frozen backbone, the feature cache, controller and optimizer."""
         import torch
 
         from tvbench.cases import load_benchmark
-        from tvbench.io import append_jsonl, atomic_write_json, atomic_write_text, jsonl_line, read_jsonl
         from tvbench_adapters.tvedit.controller import build_controller
         from tvbench_adapters.tvedit.spec import ControllerSpec
         from tvbench_adapters.tvedit.training.backbones import FrozenBackbone
         from tvbench_adapters.tvedit.training.data import SampleOrder, split_holdout, training_pairs
         from tvbench_adapters.tvedit.training.features import FeatureStore
         from tvbench_adapters.tvedit.training.objective import ControlledBackbone
-        from tvbench_adapters.tvedit.training.state import (latest_checkpoint, load_checkpoint, prune_checkpoints,
-                                                            save_checkpoint, step_dir)
+        from tvbench_adapters.tvedit.training.state import latest_checkpoint, load_weights
 
         config = self.config
-        self.schedule = BetaSchedule(config.alpha_start, config.alpha_end, config.beta, config.anneal_steps)
-        output = config.output
-        self._check_previous_run(output)
+        train_cases, self.val_cases = split_holdout(list(load_benchmark(config.data)), config.val_cases)
+        self.pairs = training_pairs(train_cases, bidirectional=config.bidirectional, reverse_key=config.reverse_key)
+        self.val_pairs = training_pairs(self.val_cases)
+        self.pairs_digest = hashlib.sha256("\n".join(p.id for p in self.pairs).encode()).hexdigest()[:16]
+        self.order = SampleOrder(len(self.pairs), config.seed)
 
-        benchmark = load_benchmark(config.data)
-        train_cases, val_cases = split_holdout(list(benchmark), config.val_cases)
-        pairs = training_pairs(train_cases, bidirectional=config.bidirectional, reverse_key=config.reverse_key)
-        pairs_digest = hashlib.sha256("\n".join(p.id for p in pairs).encode()).hexdigest()[:16]
-
-        accelerator = self._accelerator()
-        world, rank = accelerator.num_processes, accelerator.process_index
-        per_step = config.batch_size * world
+        accelerator = self.accelerator = self._accelerator()
+        self.world, self.rank = accelerator.num_processes, accelerator.process_index
+        per_step = config.batch_size * self.world
         if config.effective_batch % per_step:
             raise ConfigError(f"--effective-batch {config.effective_batch} is not a multiple of --batch-size "
-                              f"{config.batch_size} x {world} process(es)")
-        accumulation = config.effective_batch // per_step
+                              f"{config.batch_size} x {self.world} process(es)")
+        self.accumulation = config.effective_batch // per_step
+        self.sharded = accelerator.distributed_type.name in ("FSDP", "DEEPSPEED")
+        if self.sharded and self.val_cases:
+            raise ConfigError("--val-cases: validation needs the whole controller on one process; with FSDP or "
+                              "DeepSpeed sharding, validate a saved checkpoint instead")
 
-        pipe = self._load_pipeline(accelerator)
-        backbone = FrozenBackbone(pipe)
+        self.pipe = self._load_pipeline(accelerator)
+        backbone = self.backbone = FrozenBackbone(self.pipe)
         if backbone.kind != config.backbone:
             raise ConfigError(f"--model {config.model} is a {backbone.kind} pipeline, not --backbone {config.backbone}")
-        spec = ControllerSpec.for_transformer(backbone.transformer, blocks=config.blocks, injections=config.injections)
-        store = FeatureStore(backbone, config.cache_dir or output / "cache", resize=config.resize,
-                             resolution=config.resolution)
-        val_pairs = training_pairs(val_cases)
-        store.prepare(pairs + val_pairs, rank, world, progress=config.progress and accelerator.is_main_process)
+        self.spec = ControllerSpec.for_transformer(backbone.transformer, blocks=config.blocks,
+                                                   injections=config.injections)
+        self.store = FeatureStore(backbone, config.cache_dir or config.output / "cache", resize=config.resize,
+                                  resolution=config.resolution)
+        self.store.prepare(self.pairs + self.val_pairs, self.rank, self.world,
+                           progress=config.progress and accelerator.is_main_process)
         accelerator.wait_for_everyone()
 
         torch.manual_seed(config.seed)
-        controller = build_controller(spec)  # float32 master weights; autocast runs it in bf16 when asked
+        controller = build_controller(self.spec)  # float32 master weights; autocast runs it in bf16 when asked
         if config.gradient_checkpointing:
             controller.enable_gradient_checkpointing()
             backbone.transformer.enable_gradient_checkpointing()
-        model = ControlledBackbone(backbone.transformer, controller)
+        self.checkpoint = latest_checkpoint(config.output)
+        if self.checkpoint is not None:
+            load_weights(self.checkpoint, controller)  # before prepare() may shard it
         optimizer = torch.optim.AdamW(controller.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         warmup = config.lr_warmup
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0)
-        model, optimizer = accelerator.prepare(model, optimizer)
-        sharded = accelerator.distributed_type.name in ("FSDP", "DEEPSPEED")
-        trainable = accelerator.unwrap_model(model).controller
+        self.model, self.optimizer = accelerator.prepare(ControlledBackbone(backbone.transformer, controller),
+                                                         optimizer)
+        self.trainable = accelerator.unwrap_model(self.model).controller
 
-        start = 0
-        checkpoint = latest_checkpoint(output)
-        if checkpoint is not None:
-            saved = load_checkpoint(checkpoint, controller=trainable, optimizer=optimizer, scheduler=scheduler,
-                                    rank=rank, sharded_optimizer=sharded)
-            if saved.get("pairs_digest") != pairs_digest:
-                raise ConfigError(f"{output}: the training pairs changed since {checkpoint.name}; "
+    def _resume(self) -> int:
+        """Optimizer, scheduler and RNG of the newest checkpoint; the run files; returns the first step."""
+        from tvbench.io import atomic_write_json, atomic_write_text, jsonl_line, read_jsonl
+        from tvbench_adapters.tvedit.training.state import load_training_state
+
+        config, output, start = self.config, self.config.output, 0
+        if self.checkpoint is not None:
+            saved = load_training_state(self.checkpoint, optimizer=self.optimizer, scheduler=self.scheduler,
+                                        rank=self.rank, sharded_optimizer=self.sharded)
+            if saved.get("pairs_digest") != self.pairs_digest:
+                raise ConfigError(f"{output}: the training pairs changed since {self.checkpoint.name}; "
                                   "use another --output")
             start = int(saved["step"])
-        if accelerator.is_main_process:
+        if self.accelerator.is_main_process:
             atomic_write_json(output / "run.json", {"curve": config.curve(), "curve_hash": config.curve_hash(),
-                                                    "spec": spec.to_dict(), "processes": world,
-                                                    "accumulation": accumulation, "pairs": len(pairs)})
+                                                    "spec": self.spec.to_dict(), "processes": self.world,
+                                                    "accumulation": self.accumulation, "pairs": len(self.pairs)})
             kept = [r for r in read_jsonl(output / "loss.jsonl") if int(r["step"]) <= start]
             atomic_write_text(output / "loss.jsonl", "".join(jsonl_line(r) for r in kept))  # one curve
-            accelerator.init_trackers("tvedit", config={k: v for k, v in config.curve().items()
-                                                        if isinstance(v, (int, float, str, bool))})
+            self.accelerator.init_trackers("tvedit", config={k: v for k, v in config.curve().items()
+                                                             if isinstance(v, (int, float, str, bool))})
+        self.model.train()
+        return start
 
-        order = SampleOrder(len(pairs), config.seed)
-        model.train()
-        validator = None
+    def _step(self, step: int) -> float:
+        """One optimizer step over ``effective_batch`` samples; returns their mean loss (all processes)."""
+        import torch
 
-        def validate(done: int) -> None:
-            nonlocal validator
-            if not (val_cases and accelerator.is_main_process):
-                return
-            record = {"step": done, "loss": self.validation_loss(accelerator.unwrap_model(model), store, val_pairs,
-                                                                 backbone, accelerator)}
-            if config.val_edits:
-                from tvbench_adapters.tvedit.training.validation import Validator
+        from tvbench.io import append_jsonl
 
-                validator = validator or Validator(pipe, val_cases, config)
-                record.update(validator(trainable, done))
-            append_jsonl(output / "validation.jsonl", record)
-            accelerator.log({f"val/{k}": v for k, v in record.items() if isinstance(v, float)}, step=done)
-            model.train()
-
-        if start == 0:
-            validate(0)  # the untrained controller: the baseline of the validation curve
-        losses: list[float] = []
-        began = time.perf_counter()
-        from tvbench.progress import progress_bar
-
-        with progress_bar("training", config.steps - start,
-                          enabled=config.progress and accelerator.is_main_process) as bar:
-            for step in range(start, config.steps):
-                alpha = self.schedule.alpha(step)
-                total = torch.zeros((), device=accelerator.device)
-                for micro in range(accumulation):
-                    first = step * config.effective_batch + (micro * world + rank) * config.batch_size
-                    positions = list(range(first, first + config.batch_size))
-                    batch = self._batch(store, self._training_samples(pairs, order, positions, step), backbone)
-                    syncing = micro == accumulation - 1
-                    context = contextlib.nullcontext() if syncing else accelerator.no_sync(model)
-                    with context, accelerator.autocast():
-                        per_sample = model(**batch)
-                        accelerator.backward(per_sample.mean() / accumulation)
-                    total += per_sample.detach().sum()
-                if config.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(trainable.parameters(), config.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                step_loss = float(accelerator.reduce(total, reduction="sum")) / config.effective_batch
-                losses.append(step_loss)
-                done = step + 1
-                record = {"step": done, "loss": step_loss, "alpha": alpha, "lr": scheduler.get_last_lr()[0]}
-                if accelerator.is_main_process:
-                    append_jsonl(output / "loss.jsonl", record)
-                    accelerator.log({"loss": step_loss, "alpha": alpha, "lr": record["lr"]}, step=done)
-                bar.advance()
-                if done % config.checkpoint_every == 0 or done == config.steps:
-                    state = {"step": done, "samples_seen": done * config.effective_batch, "seed": config.seed,
-                             "pairs": len(pairs), "pairs_digest": pairs_digest, "curve_hash": config.curve_hash(),
-                             "processes": world}
-                    save_checkpoint(step_dir(output, done), controller=trainable, optimizer=optimizer,
-                                    scheduler=scheduler, state=state, rank=rank,
-                                    is_main=accelerator.is_main_process, sharded_optimizer=sharded,
-                                    wait=accelerator.wait_for_everyone)
-                    if accelerator.is_main_process:
-                        prune_checkpoints(output, config.keep_checkpoints)
-                if done % config.val_every == 0 or done == config.steps:
-                    validate(done)
-
+        config, accelerator, model = self.config, self.accelerator, self.model
+        total = torch.zeros((), device=accelerator.device)
+        for micro in range(self.accumulation):
+            first = step * config.effective_batch + (micro * self.world + self.rank) * config.batch_size
+            positions = list(range(first, first + config.batch_size))
+            batch = self._batch(self.store, self._training_samples(self.pairs, self.order, positions, step),
+                                self.backbone)
+            syncing = micro == self.accumulation - 1
+            with contextlib.nullcontext() if syncing else accelerator.no_sync(model), accelerator.autocast():
+                per_sample = model(**batch)
+                accelerator.backward(per_sample.mean() / self.accumulation)
+            total += per_sample.detach().sum()
+        if config.max_grad_norm > 0:
+            accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = float(accelerator.reduce(total, reduction="sum")) / config.effective_batch
+        record = {"step": step + 1, "loss": loss, "alpha": self.schedule.alpha(step),
+                  "lr": self.scheduler.get_last_lr()[0]}
         if accelerator.is_main_process:
-            from tvbench_adapters.tvedit.checkpoint import save_controller
+            append_jsonl(config.output / "loss.jsonl", record)
+            accelerator.log({name: record[name] for name in ("loss", "alpha", "lr")}, step=step + 1)
+        return loss
 
-            save_controller(trainable, output / "controller.safetensors")
-        accelerator.wait_for_everyone()
-        accelerator.end_training()
-        return {"main": accelerator.is_main_process, "steps": config.steps, "resumed_from": start, "processes": world,
-                "accumulation": accumulation,
-                "pairs": len(pairs), "losses": losses, "seconds": time.perf_counter() - began,
-                "cache_hits": store.hits, "cache_misses": store.misses}
+    def _weights(self) -> dict:
+        """The controller's two state dicts (gathered from every shard under FSDP / DeepSpeed: a collective)."""
+        if not self.sharded:
+            return self.trainable.state_dicts()
+        full = self.accelerator.get_state_dict(self.model)
+        return {part: {name[len(f"controller.{part}."):]: tensor for name, tensor in full.items()
+                       if name.startswith(f"controller.{part}.")} for part in ("point_encoder", "casc")}
+
+    def _checkpoint(self, done: int) -> None:
+        from tvbench_adapters.tvedit.training.state import prune_checkpoints, save_checkpoint, step_dir
+
+        config = self.config
+        state = {"step": done, "samples_seen": done * config.effective_batch, "seed": config.seed,
+                 "pairs": len(self.pairs), "pairs_digest": self.pairs_digest, "curve_hash": config.curve_hash(),
+                 "processes": self.world}
+        save_checkpoint(step_dir(config.output, done), weights=self._weights(), spec=self.spec,
+                        optimizer=self.optimizer, scheduler=self.scheduler, state=state, rank=self.rank,
+                        is_main=self.accelerator.is_main_process, sharded_optimizer=self.sharded,
+                        wait=self.accelerator.wait_for_everyone)
+        if self.accelerator.is_main_process:
+            prune_checkpoints(config.output, config.keep_checkpoints)
+
+    def _validate(self, done: int) -> None:
+        """Held-out loss (and edits) on the main process, into ``validation.jsonl`` and the trackers."""
+        from tvbench.io import append_jsonl
+
+        accelerator = self.accelerator
+        if not (self.val_cases and accelerator.is_main_process):
+            return
+        record = {"step": done, "loss": self.validation_loss(accelerator.unwrap_model(self.model), self.store,
+                                                             self.val_pairs, self.backbone, accelerator)}
+        if self.config.val_edits:
+            from tvbench_adapters.tvedit.training.validation import Validator
+
+            self.validator = self.validator or Validator(self.pipe, self.val_cases, self.config)
+            record.update(self.validator(self.trainable, done))
+        append_jsonl(self.config.output / "validation.jsonl", record)
+        accelerator.log({f"val/{k}": v for k, v in record.items() if isinstance(v, float)}, step=done)
+        self.model.train()
 
     def _check_previous_run(self, output: Path) -> None:
         run_file = output / "run.json"

@@ -64,10 +64,11 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(folder: Path, *, controller, optimizer, scheduler, state: dict[str, Any], rank: int,
-                    is_main: bool, sharded_optimizer: bool, wait) -> None:
-    """Every process calls this; ``wait`` is the barrier (``accelerator.wait_for_everyone``)."""
-    from tvbench_adapters.tvedit.checkpoint import save_controller
+def save_checkpoint(folder: Path, *, weights: dict | None, spec, optimizer, scheduler, state: dict[str, Any],
+                    rank: int, is_main: bool, sharded_optimizer: bool, wait) -> None:
+    """Every process calls this; ``weights`` (the controller's two state dicts) is needed on the main process
+    only, ``wait`` is the barrier (``accelerator.wait_for_everyone``)."""
+    from tvbench_adapters.tvedit.checkpoint import save_state_dicts
 
     folder = Path(folder)
     if is_main:
@@ -76,7 +77,7 @@ def save_checkpoint(folder: Path, *, controller, optimizer, scheduler, state: di
         folder.mkdir(parents=True)
     wait()
     if is_main:
-        save_controller(controller, folder / "controller.safetensors")
+        save_state_dicts(weights, spec, folder / "controller.safetensors")
         torch.save(scheduler.state_dict(), folder / "scheduler.pt")
     if sharded_optimizer:
         torch.save(optimizer.state_dict(), folder / f"optimizer-rank{rank}.pt")
@@ -89,14 +90,17 @@ def save_checkpoint(folder: Path, *, controller, optimizer, scheduler, state: di
     wait()
 
 
-def load_checkpoint(folder: Path, *, controller, optimizer, scheduler, rank: int,
-                    sharded_optimizer: bool) -> dict[str, Any]:
-    """Restore weights, optimizer, scheduler and this process's RNG; return ``state.json``."""
+def load_weights(folder: Path, controller) -> None:
+    """The controller's weights, into the plain module before ``accelerate.prepare`` wraps or shards it."""
     from tvbench_adapters.tvedit.checkpoint import load_state_dicts, read_safetensors
 
-    folder = Path(folder)
-    dicts, _ = read_safetensors(folder / "controller.safetensors")
+    dicts, _ = read_safetensors(Path(folder) / "controller.safetensors")
     load_state_dicts(controller, dicts, str(folder))
+
+
+def load_training_state(folder: Path, *, optimizer, scheduler, rank: int, sharded_optimizer: bool) -> dict[str, Any]:
+    """Optimizer, scheduler and this process's RNG (after ``prepare``); returns ``state.json``."""
+    folder = Path(folder)
     name = f"optimizer-rank{rank}.pt" if sharded_optimizer else "optimizer.pt"
     if not (folder / name).is_file():
         raise ConfigError(f"{folder}: no {name}; resume with the same number of processes and sharding")
