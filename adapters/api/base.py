@@ -29,7 +29,7 @@ import io
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from queue import Empty, SimpleQueue
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Sequence
 from urllib.parse import urlsplit
@@ -169,17 +169,35 @@ class ApiEditor(Method):
         return self._edit(case, seed)
 
     def edit_batch(self, cases: Sequence[Case], seeds: Sequence[int]) -> list[Outcome | Exception]:
-        """Every case's request sent from a pool of ``concurrency`` threads; a failure fails its case only."""
-        pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(cases)), thread_name_prefix=self.name)
+        """Every case's request sent from ``concurrency`` threads; a failure fails its case only.
+
+        The threads are daemons: on Ctrl-C the queue is dropped, waiting retries stop, and the process exits
+        without waiting for requests still in flight (their images were not recorded, so a rerun asks again).
+        """
+        results: list[Outcome | Exception | None] = [None] * len(cases)
+        queue: SimpleQueue[int] = SimpleQueue()
+        for index in range(len(cases)):
+            queue.put(index)
+
+        def work() -> None:
+            while not self._stop.is_set():
+                try:
+                    index = queue.get_nowait()
+                except Empty:
+                    return
+                results[index] = self._edit_or_error(cases[index], seeds[index])
+
+        threads = [threading.Thread(target=work, name=f"{self.name}-{k}", daemon=True)
+                   for k in range(min(self.concurrency, len(cases)))]
+        for thread in threads:
+            thread.start()
         try:
-            futures = [pool.submit(self._edit_or_error, case, seed) for case, seed in zip(cases, seeds)]
-            results = [future.result() for future in futures]
-        except BaseException:  # Ctrl-C: drop the queue at once, stop waiting retries
+            for thread in threads:
+                thread.join()
+        except BaseException:
             self._stop.set()
-            pool.shutdown(wait=False, cancel_futures=True)
             raise
-        pool.shutdown(wait=True)
-        return results
+        return [result if result is not None else Interrupted("the run is stopping") for result in results]
 
     def _edit_or_error(self, case: Case, seed: int) -> Outcome | Exception:
         try:
