@@ -276,4 +276,5 @@ def decode_image(data: bytes | None) -> Image.Image:
 def check_base_url(url: str, where: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{where}: expected http(s)://host[:port][/path], got {redact_url(url)!r}")
+        shown = redact_url(url) if "://" in url else url  # only a full URL can carry a password
+        raise ConfigError(f"{where}: expected http(s)://host[:port][/path], got {shown!r}")
