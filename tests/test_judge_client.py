@@ -14,7 +14,7 @@ from tvbench.judge import Evaluator, JudgeCache, JudgeClient, JudgeConfig, Judge
 from tvbench.judge.client import retry_after_seconds
 from tvbench.judge.images import draw_drag_arrows
 from tvbench.judge.prompts import PROMPT_DIR, available_prompts
-from tvbench.judge.ratelimit import RateLimiter
+from tvbench.ratelimit import RateLimiter
 from tvbench.judge.testing import (FakeJudgeServer, Scripted, cut_midway, dropped, hang, http_error, json_score,
                                    prose, refusal)
 

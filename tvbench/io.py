@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -90,6 +91,29 @@ def build_folder_once(path: Path, build: Callable[[Path], None], done_marker: st
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return path
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``path`` (created if missing) across processes; POSIX only.
+
+    Atomic writes keep a file whole, but a read-then-write (a manifest rebuilt from the files on disk) by two
+    processes can still land the older view last; taking this lock around the pair orders them. Where
+    ``fcntl`` does not exist (Windows) the block runs unlocked.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def atomic_write_text(path: Path, text: str) -> None:

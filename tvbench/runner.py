@@ -29,7 +29,7 @@ from rich.markup import escape
 from tvbench.cases import Benchmark, Case
 from tvbench.cases.case import check_case_id
 from tvbench.errors import CaseError, ConfigError, ResultsError, one_line
-from tvbench.io import (PARTIAL_PREFIX, append_jsonl, atomic_save_png, atomic_write_json, config_hash,
+from tvbench.io import (PARTIAL_PREFIX, append_jsonl, atomic_save_png, atomic_write_json, config_hash, file_lock,
                         read_json_object, read_jsonl, remove_stale_partials, sha256_hex)
 from tvbench.device import release_memory
 from tvbench.methods import EditResult, Method, Outcome, Runtime, case_seed, input_letters, restrict_case
@@ -37,6 +37,7 @@ from tvbench.progress import progress_bar, stderr
 from tvbench.provenance import environment, now
 
 MANIFEST = "manifest.json"
+MANIFEST_LOCK = ".manifest.lock"
 STATUS_LOG = "status.jsonl"
 RUN_SCHEMA_VERSION = 1
 CASE_STATUSES = ("done", "refused", "failed", "pending")
@@ -64,8 +65,10 @@ class Shard:
 
 
 def select_cases(bench: Benchmark, ids: Sequence[str] | None = None, limit: int | None = None,
-                 shard: Shard | None = None) -> list[Case]:
-    """The cases to run, in benchmark order: an id list, then the shard, then the first ``limit``."""
+                 shard: Shard | None = None, process: Shard | None = None) -> list[Case]:
+    """The cases to run, in benchmark order: an id list, then the shard, then the first ``limit``, then this
+    process's share when a launcher started several (``process``: rank + 1 of the world size), so the
+    processes of one launch split exactly the cases a single process would run."""
     cases = list(bench.cases)
     if ids:
         wanted = set(ids)
@@ -78,6 +81,8 @@ def select_cases(bench: Benchmark, ids: Sequence[str] | None = None, limit: int 
         if limit < 0:
             raise ConfigError("--limit must be >= 0")
         cases = cases[:limit]
+    if process is not None:
+        cases = [case for case in cases if process.owns(case.id)]
     return cases
 
 
@@ -170,24 +175,35 @@ def case_statuses(run_dir: Path, bench: Benchmark) -> dict[str, dict]:
 
 def write_manifest(run_dir: Path, identity: dict, method: Method, bench: Benchmark, run_name: str,
                    created: str | None = None) -> dict:
-    statuses = case_statuses(run_dir, bench)
-    counts = {key: sum(1 for s in statuses.values() if s["status"] == key) for key in CASE_STATUSES}
-    manifest = {
-        "schema_version": RUN_SCHEMA_VERSION,
-        "kind": "tvbench.run",
-        "run_name": run_name,
-        **identity,
-        "inputs": input_letters(method.inputs),
-        "runtime": method.runtime.describe(),
-        "runtime_options": method.runtime_options(),
-        "benchmark": bench.describe(),
-        "environment": environment(),
-        "created": created or now(),
-        "updated": now(),
-        "counts": counts,
-        "cases": statuses,
-    }
-    atomic_write_json(run_dir / MANIFEST, manifest)
+    """Rebuild the manifest from the images and the log on disk.
+
+    Processes filling one folder (shards, ranks of a launcher) each rewrite it; the lock orders their
+    read-then-write, so the last process to finish writes a manifest that has every case.
+    """
+    with file_lock(run_dir / MANIFEST_LOCK):
+        if created is None:
+            try:
+                created = (read_manifest(run_dir) or {}).get("created")
+            except ResultsError:
+                created = None
+        statuses = case_statuses(run_dir, bench)
+        counts = {key: sum(1 for s in statuses.values() if s["status"] == key) for key in CASE_STATUSES}
+        manifest = {
+            "schema_version": RUN_SCHEMA_VERSION,
+            "kind": "tvbench.run",
+            "run_name": run_name,
+            **identity,
+            "inputs": input_letters(method.inputs),
+            "runtime": method.runtime.describe(),
+            "runtime_options": method.runtime_options(),
+            "benchmark": bench.describe(),
+            "environment": environment(),
+            "created": created or now(),
+            "updated": now(),
+            "counts": counts,
+            "cases": statuses,
+        }
+        atomic_write_json(run_dir / MANIFEST, manifest)
     return manifest
 
 
@@ -253,16 +269,21 @@ def _checked(case: Case, outcome: Outcome | Exception) -> EditResult | Exception
 def run_method(method: Method, bench: Benchmark, out: Path, *, run_name: str | None = None, seed: int = 0,
                case_ids: Sequence[str] | None = None, limit: int | None = None, shard: Shard | None = None,
                overwrite: bool = False, progress: bool = True, runtime: Runtime | None = None,
-               retry: Iterable[str] = ("failed",)) -> RunReport:
+               retry: Iterable[str] = ("failed",), process: Shard | None = None) -> RunReport:
     """Edit every selected case that has no image yet; record each failure and refusal and keep going.
 
     ``retry`` names the statuses that a rerun edits again: failed cases always are; refused ones only
     when asked (``retry=("failed", "refused")``), since a refusal is usually the method's final word.
     ``runtime`` (device, dtype, batch size) defaults to the CPU, one case at a time. The method is set up
-    before the first edit and torn down at the end, whatever happens.
+    before the first edit and torn down at the end, whatever happens. ``process`` is this process's share
+    under a multi-process launcher (:func:`tvbench.launch.launcher_process`); ``overwrite`` is refused then,
+    since each process would delete the others' images.
     """
     if bench.hash is None:
         raise ConfigError("validate the benchmark before running (load_benchmark(..., validate=True))")
+    if process is not None and process.count > 1 and overwrite:
+        raise ConfigError("--overwrite under a multi-process launcher would let each process delete the others' "
+                          "images; delete the run folder first, or run once without the launcher")
     retry = set(retry) | {"failed"}
     unknown = retry - {"failed", "refused"}
     if unknown:
@@ -290,7 +311,7 @@ def run_method(method: Method, bench: Benchmark, out: Path, *, run_name: str | N
     manifest = write_manifest(run_dir, identity, method, bench, run_name, created)
     created = manifest["created"]
 
-    selected = select_cases(bench, case_ids, limit, shard)
+    selected = select_cases(bench, case_ids, limit, shard, process)
     last = _last_records(run_dir)
     todo = [case for case in selected if not (run_dir / f"{case.id}.png").is_file()
             and (last.get(case.id, {}).get("status") != "refused" or "refused" in retry)]

@@ -18,7 +18,8 @@ def run(
     out: Path = typer.Option(Path("results"), "--out", "-o", help="Results root; a run writes <out>/<run name>/."),
     limit: Optional[int] = typer.Option(None, help="Run only the first N selected cases."),
     cases: Optional[str] = typer.Option(None, help="Comma-separated case ids to run."),
-    shard: Optional[str] = typer.Option(None, help="K/N: run the K-th of N shards (by a hash of the case id)."),
+    shard: Optional[str] = typer.Option(None, help="K/N: run the K-th of N shards (by a hash of the case id). Under "
+                                                   "torchrun or accelerate launch, the processes share it."),
     seed: int = typer.Option(0, help="Seed passed to the method for every case."),
     settings: list[str] = typer.Option([], "--set", help="Method option key=value (repeatable)."),
     run_name: Optional[str] = typer.Option(None, help="Folder name of the run (default: the method name)."),
@@ -33,6 +34,7 @@ def run(
     """Edit every case of a benchmark with a method. Resumable: a rerun skips finished cases."""
     from tvbench.cases import load_benchmark
     from tvbench.device import dtype_name, resolve_device
+    from tvbench.launch import launcher_process
     from tvbench.methods import Runtime, create_method
     from tvbench.runner import Shard, run_method
 
@@ -42,8 +44,10 @@ def run(
     if batch_size < 1:
         raise ConfigError("--batch-size must be at least 1")
     options = _parse_settings(settings)
+    process = launcher_process()  # torchrun / accelerate launch: this process's share of the cases
     methods = [create_method(name, options) for name in names]  # fail on bad options before any work
-    runtime = Runtime(device=resolve_device(device), dtype=dtype_name(dtype) if dtype else None,
+    local = any(m.uses_device for m in methods) or device.strip().lower() != "auto"
+    runtime = Runtime(device=resolve_device(device) if local else "cpu", dtype=dtype_name(dtype) if dtype else None,
                       batch_size=batch_size)
     benchmark = load_benchmark(bench, progress=not quiet)
     failed = 0
@@ -51,12 +55,13 @@ def run(
         m = methods.pop(0)
         report = run_method(m, benchmark, out, run_name=run_name, seed=seed, case_ids=_split(cases) or None,
                             limit=limit, shard=Shard.parse(shard) if shard else None, overwrite=overwrite,
-                            progress=not quiet, runtime=runtime, retry=_split(retry))
+                            progress=not quiet, runtime=runtime, retry=_split(retry), process=process)
         del m
         failed += len(report.failed)
         refused = len(report.refused) + report.refused_before
         refused_note = f", {refused} refused (--retry refused asks again)" if refused else ""
-        say(f"{report.run_dir}: {report.done} edited, {report.skipped - report.refused_before} already done, "
+        who = f"process {process.index} of {process.count}: " if process else ""
+        say(f"{who}{report.run_dir}: {report.done} edited, {report.skipped - report.refused_before} already done, "
             f"{len(report.failed)} failed{refused_note} (of {report.selected} selected)")
     if failed:
         raise typer.Exit(1)

@@ -1,25 +1,23 @@
 """One chat-completions request with our own retries: timeouts, dropped connections, 429 and 5xx.
 
-The ``openai`` client is built with ``max_retries=0`` so that every retry is ours, counted and bounded:
-exponential backoff ``base * 2**(attempt-1)``, capped, with jitter (half fixed, half random, so many workers
-hit by the same outage do not come back in lockstep). A 429's ``Retry-After`` (seconds or an HTTP date,
-RFC 9110 section 10.2.3) or ``retry-after-ms`` header is honoured instead of the backoff when present. Other
-4xx answers are not retried: they would fail the same way. A 400 that rejects ``response_format`` switches
-structured output off for the rest of the run and the request is sent again as plain text.
+The ``openai`` client is built with ``max_retries=0`` so that every retry is ours (:mod:`tvbench.retry`, the
+policy shared with the API editors): exponential backoff with jitter, a 429's or 503's ``Retry-After``
+honoured, other 4xx answers not retried. A 400 that rejects ``response_format`` switches structured output
+off for the rest of the run and the request is sent again as plain text, within the same attempt.
 """
 
 from __future__ import annotations
 
-import email.utils
 import json
-import random
 import threading
 import time
 from dataclasses import dataclass, field
 
-from tvbench.errors import UnavailableError, one_line
+from tvbench.errors import UnavailableError
 from tvbench.judge.config import JudgeConfig
-from tvbench.judge.ratelimit import RateLimiter
+from tvbench.ratelimit import RateLimiter
+from tvbench.retry import Failure, RetryPolicy, call_with_retries, openai_error_message, openai_failure
+from tvbench.retry import retry_after_seconds  # noqa: F401  (re-exported: part of this module's interface)
 
 JSON_SCHEMA = {
     "name": "judgment",
@@ -47,30 +45,6 @@ class Reply:
     waits: list[float] = field(default_factory=list)
 
 
-def retry_after_seconds(headers) -> float | None:
-    """The wait a server asked for, from ``retry-after-ms`` or ``Retry-After`` (seconds or HTTP date)."""
-    if headers is None:
-        return None
-    value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return max(0.0, float(value) / 1000.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time()) if when is not None else None
-
-
 class JudgeClient:
     """Sends chat requests to an OpenAI-compatible server; thread-safe (one HTTP pool shared by the workers)."""
 
@@ -89,9 +63,10 @@ class JudgeClient:
         self._sleep = sleep
         self.requests = 0  # HTTP requests sent, retries included
 
-    def backoff(self, attempt: int) -> float:
-        delay = min(self.config.backoff_max_s, self.config.backoff_base_s * 2 ** (attempt - 1))
-        return delay / 2 + random.uniform(0, delay / 2)
+    @property
+    def policy(self) -> RetryPolicy:
+        c = self.config
+        return RetryPolicy(c.max_attempts, c.backoff_base_s, c.backoff_max_s, c.retry_after_max_s)
 
     def _send(self, messages: list[dict], seed: int | None):
         config = self.config
@@ -112,47 +87,29 @@ class JudgeClient:
         body = self.client.post("/chat/completions", body=options, cast_to=object)  # the parsed JSON, or the text
         return json.loads(body) if isinstance(body, str) else body  # a JSON body sent as another content type
 
+    def _attempt(self, messages: list[dict], seed: int | None) -> Reply:
+        """One attempt; a server that rejects structured output is asked again in plain text, within it."""
+        self.limiter.acquire()
+        try:
+            response = self._send(messages, seed)
+        except self._openai.APIStatusError as exc:
+            if not (exc.status_code in (400, 422) and self.structured and _rejects_schema(exc)):
+                raise
+            self.structured = False  # this server cannot do structured output: plain text from now on
+            self.limiter.acquire()
+            response = self._send(messages, seed)
+        return self._read(response, Reply())
+
+    def _classify(self, exc: Exception) -> Failure | None:
+        if isinstance(exc, _Malformed):
+            return Failure(f"malformed response: {exc}")
+        return openai_failure(exc, self.config.timeout_s)
+
     def chat(self, messages: list[dict], seed: int | None = None) -> Reply:
         """The reply to ``messages``, retried as the module docstring says; never raises for server trouble."""
-        openai = self._openai
-        reply = Reply()
-        attempt = 0
-        while attempt < self.config.max_attempts:
-            attempt += 1
-            reply.attempts = attempt
-            self.limiter.acquire()
-            wait = None
-            try:
-                response = self._send(messages, seed)
-                return self._read(response, reply)
-            except openai.APITimeoutError:
-                reply.error = f"timed out after {self.config.timeout_s:g} s"
-            except openai.APIConnectionError as exc:
-                reply.error = f"connection failed: {one_line(exc.__cause__ or exc)}"
-            except openai.RateLimitError as exc:
-                reply.error = "HTTP 429 (rate limited)"
-                wait = retry_after_seconds(exc.response.headers)
-                if wait is not None:
-                    wait = min(wait, self.config.retry_after_max_s)
-            except openai.APIStatusError as exc:
-                reply.error = f"HTTP {exc.status_code}: {_message(exc)}"
-                if exc.status_code in (400, 422) and self.structured and _rejects_schema(exc):
-                    self.structured = False  # this server cannot do structured output: plain text from now on
-                    attempt -= 1
-                    continue
-                if exc.status_code < 500 and exc.status_code not in (408, 409):
-                    return reply  # the request itself is wrong: retrying cannot help
-                wait = retry_after_seconds(exc.response.headers)  # a 503 may say when to come back too
-                if wait is not None:
-                    wait = min(wait, self.config.retry_after_max_s)
-            except _Malformed as exc:
-                reply.error = f"malformed response: {exc}"
-            except (ValueError, TypeError, AttributeError, KeyError) as exc:  # a 200 whose body is not a completion
-                reply.error = f"malformed response: {one_line(exc)}"
-            if attempt < self.config.max_attempts:
-                delay = wait if wait is not None else self.backoff(attempt)
-                reply.waits.append(delay)
-                self._sleep(delay)
+        outcome = call_with_retries(lambda: self._attempt(messages, seed), self._classify, self.policy, self._sleep)
+        reply = outcome.value or Reply(error=outcome.error)
+        reply.attempts, reply.waits = outcome.attempts, outcome.waits
         return reply
 
     @staticmethod
@@ -173,7 +130,6 @@ class JudgeClient:
         reply.finish_reason = finish if isinstance(finish, str) else None
         reply.prompt_tokens = int(usage.get("prompt_tokens") or 0)
         reply.completion_tokens = int(usage.get("completion_tokens") or 0)
-        reply.error = None
         return reply
 
     def close(self) -> None:
@@ -184,16 +140,6 @@ class _Malformed(Exception):
     pass
 
 
-def _message(exc) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        text = inner.get("message") if isinstance(inner, dict) else None
-        if isinstance(text, str):
-            return text.strip().splitlines()[0][:200] if text.strip() else ""
-    return one_line(exc)[:200]
-
-
 def _rejects_schema(exc) -> bool:
-    text = (_message(exc) + " " + str(getattr(exc, "body", ""))).lower()
+    text = (openai_error_message(exc) + " " + str(getattr(exc, "body", ""))).lower()
     return any(word in text for word in ("response_format", "json_schema", "structured", "guided"))

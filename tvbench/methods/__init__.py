@@ -21,6 +21,8 @@ METHODS: Registry[type[Method]] = Registry("method", entry_point_group="tvbench.
 METHODS.register("identity", "tvbench_adapters.reference:Identity")
 METHODS.register("oracle", "tvbench_adapters.reference:Oracle")
 METHODS.register("tps-warp", "tvbench_adapters.warp:ThinPlateSplineWarp")
+METHODS.register("nanobanana-pro", "tvbench_adapters.api.gemini:NanoBananaPro", extra="api", requires=("google.genai",))
+METHODS.register("gpt-image", "tvbench_adapters.api.openai_images:GptImage", extra="api", requires=("openai",))
 
 
 def create_method(name: str, options: dict[str, str] | None = None) -> Method:

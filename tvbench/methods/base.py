@@ -130,6 +130,7 @@ class Method(ABC):
     version: ClassVar[str] = "1"  # bump when the same options would now give different images
     summary: ClassVar[str] = ""
     uses_dtype: ClassVar[bool] = False  # True: --dtype applies (and enters the run's identity)
+    uses_device: ClassVar[bool] = True  # False: the work happens elsewhere (an API); --device auto imports no torch
     max_batch_size: ClassVar[int] = 1  # > 1: edit_batch() handles up to this many cases at once
     runtime: ClassVar[Runtime] = Runtime()  # set per run by the runner, before setup()
 
