@@ -179,3 +179,28 @@ def test_controlled_edit_through_the_kontext_pipeline_reproduces(tmp_path):
     assert runs[0].size == (64, 64) and runs[0].tobytes() == runs[1].tobytes()
     assert not pipe.transformer._forward_pre_hooks  # detached after the call
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_qwen_edit_pipeline_runs_the_controller_once_per_cfg_step(monkeypatch):
+    """Through QwenImageEditPipeline with true CFG: two transformer calls per step, one controller forward."""
+    from diffusers import DiffusionPipeline
+    from diffusers.pipelines.qwenimage import pipeline_qwenimage_edit
+
+    from tvbench_adapters.tvedit.attach import attach
+    from tvbench_adapters.tvedit.controller import build_controller
+    from tvbench_adapters.tvedit.spec import ControllerSpec
+
+    original = pipeline_qwenimage_edit.calculate_dimensions  # the pipeline hard-codes a ~1 MP condition image
+    monkeypatch.setattr(pipeline_qwenimage_edit, "calculate_dimensions",
+                        lambda area, ratio: original(64 * 80, ratio))
+    pipe = DiffusionPipeline.from_pretrained(str(tiny_pipeline_dir("qwen-image-edit")))
+    pipe.set_progress_bar_config(disable=True)
+    torch.manual_seed(0)
+    controller = build_controller(ControllerSpec.for_transformer(pipe.transformer, blocks=1, injections=2))
+    case = sorted(load_benchmark("sample"), key=lambda case: case.id)[0]
+    source = case.open_image("source")
+    with attach(pipe, controller, case.points, source.size) as handle:
+        image = pipe(image=source, prompt=case.instruction, negative_prompt=" ", true_cfg_scale=3.0,
+                     num_inference_steps=2, generator=torch.Generator().manual_seed(0)).images[0]
+    assert (handle.controller_calls, handle.reused_calls) == (2, 2)
+    assert image.size[0] * image.size[1] <= 64 * 80 * 1.2
