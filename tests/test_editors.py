@@ -367,3 +367,82 @@ def test_facts_are_json(all_editors_run):
     out, _ = all_editors_run
     for line in (out / "motionedit" / "status.jsonl").read_text().splitlines():
         json.dumps(json.loads(line)["facts"], allow_nan=False)
+
+
+@pytest.mark.parametrize("kind", ["qwen-image-edit", "flux-kontext"])
+def test_a_subclass_hooks_the_transformer_sees_the_points_and_adds_options(kind, tiny_dirs, sample):
+    """The shape the TV-Edit controller takes: more inputs, a forward pre-hook, per-call state, own options."""
+    import contextlib
+    from dataclasses import dataclass
+
+    from tvbench.methods import METHODS
+
+    base = METHODS.load(kind)
+
+    @dataclass
+    class Controlled(base):
+        name = f"controlled-{kind}"
+        inputs = base.inputs | {"points"}
+        strength: float = 0.5
+
+        def configure_pipeline(self, pipe):
+            super().configure_pipeline(pipe)
+            self.seen, self.points = [], None
+            self.add_transformer_hook(self.before_transformer)
+
+        def before_transformer(self, module, args, kwargs):
+            self.seen.append((tuple(kwargs["hidden_states"].shape), self.points))
+            return args, kwargs
+
+        @contextlib.contextmanager
+        def calling(self, request):
+            self.points = [request.to_working(x, y) for x, y, _, _ in request.cases[0].points]
+            yield
+            self.points = None
+
+    method = Controlled(model=str(tiny_dirs[kind]), steps=1, working_area=5120)
+    assert method.config()["options"]["strength"] == 0.5
+    method.runtime = method.resolve_runtime(Runtime())
+    method.setup()
+    transformer = method.pipe.transformer
+    case = sample["real-move-star"]
+    result = method.edit(restrict_case(case, method.inputs), seed=1)
+    method.teardown()
+    assert result.image.size == (256, 256) and method.seen
+    shape, points = method.seen[0]
+    working = result.facts["native_size"]
+    assert points and len(points) == len(case.points)
+    x, y = points[0]
+    assert x == pytest.approx((case.points[0][0] + 0.5) * working[0] / 256 - 0.5)
+    assert not transformer._forward_pre_hooks  # teardown removed the hook (and the phase clock's)
+
+
+def test_gated_weights_and_out_of_memory_are_one_line_with_the_fix(tiny_dirs, monkeypatch):
+    import diffusers
+    import torch
+    from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError
+
+    def gated(repo_id, revision=None, allow_patterns=None, local_files_only=False):
+        if local_files_only:
+            raise LocalEntryNotFoundError("not cached")
+        error = GatedRepoError.__new__(GatedRepoError)
+        Exception.__init__(error, "401 Client Error")
+        raise error
+
+    monkeypatch.setattr("huggingface_hub.snapshot_download", gated)
+    method = create_method("flux-kontext", {})
+    method.runtime = method.resolve_runtime(Runtime())
+    with pytest.raises(UnavailableError) as info:
+        method.setup()
+    assert str(info.value).startswith("method 'flux-kontext': ") and "accept its licence" in str(info.value)
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 40.00 GiB\nmore details")
+
+    monkeypatch.setattr(diffusers.QwenImageEditPipeline, "from_pretrained", out_of_memory)
+    method = create_method("qwen-image-edit", {"model": str(tiny_dirs["qwen-image-edit"])})
+    method.runtime = method.resolve_runtime(Runtime())
+    with pytest.raises(UnavailableError) as info:
+        method.setup()
+    message = str(info.value)
+    assert message.startswith("method 'qwen-image-edit'") and "offload=model" in message and "\n" not in message

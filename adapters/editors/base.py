@@ -95,6 +95,7 @@ class DiffusersEditor(Method):
     model: str = ""  # hub id (org/name[@revision]) or local folder; subclasses set the card's id
     working_area: int = NATIVE_AREA  # pixels of the working size (aspect of the source); 1024^2 as the cards
     offload: str = runtime_option("none")  # none | model | sequential (diffusers' CPU offload; GPU only)
+    steps: int | None = None  # denoising steps; subclasses set the card's value (None: resolved per setting)
 
     def __post_init__(self) -> None:
         if self.offload not in OFFLOAD_MODES:
@@ -102,6 +103,8 @@ class DiffusersEditor(Method):
         check_area(self.working_area, self.name)
         if not self.model.strip():
             raise ConfigError(f"method {self.name!r}: option model is empty; give a hub id or a local folder")
+        if self.steps is not None and self.steps < 1:
+            raise ConfigError(f"method {self.name!r}: steps must be at least 1, got {self.steps}")
         self.pipe: Any = None
         self.weights_revision = ""
         self._hooks: list[Any] = []
@@ -202,6 +205,8 @@ class DiffusersEditor(Method):
         for handle in self._hooks:
             handle.remove()
         self._hooks.clear()
+        if self.pipe is not None and self.offload != "none":
+            self.pipe.remove_all_hooks()  # accelerate's offload hooks hold the modules
         self.pipe = None
 
     # ------------------------------------------------------------------------------------------ editing
@@ -234,7 +239,10 @@ class DiffusersEditor(Method):
                 "num_inference_steps": self.inference_steps(), "output_type": "pil"}
 
     def inference_steps(self) -> int:
-        raise NotImplementedError
+        """Denoising steps of a call (subclasses whose ``steps`` may be None resolve the default)."""
+        if self.steps is None:
+            raise NotImplementedError(f"{type(self).__name__} must resolve steps=None to its card's default")
+        return self.steps
 
     def pipeline_context(self) -> contextlib.AbstractContextManager:
         """The scoped setting a pipeline call needs: the working area of the Qwen and LongCat pipelines."""
@@ -274,7 +282,7 @@ class DiffusersEditor(Method):
         clock = _PhaseClock(self.runtime.device)
         out_of_memory = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
         try:
-            with torch.inference_mode(), self.pipeline_context(), self.calling(request), clock.watch(self.pipe):
+            with self.pipeline_context(), self.calling(request), clock.watch(self.pipe):  # __call__ is no_grad
                 output = self.pipe(**kwargs)
         except out_of_memory:
             raise UnavailableError(f"out of memory at working size {request.working_size[0]}x"

@@ -21,7 +21,6 @@ from typing import Any
 
 from PIL import Image
 
-from tvbench.errors import ConfigError
 from tvbench_adapters.editors.base import DiffusersEditor, EditRequest
 from tvbench_adapters.editors.lora import activate, load_lora
 from tvbench_adapters.editors.sizing import kontext_dimensions
@@ -43,14 +42,6 @@ class FluxKontext(DiffusersEditor):
     guidance_scale: float = 2.5
     lora: str = ""  # a LoRA file (.safetensors path, or org/name/file.safetensors on the hub); "" = none
     lora_scale: float = 1.0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.steps < 1:
-            raise ConfigError(f"method {self.name!r}: steps must be at least 1")
-
-    def inference_steps(self) -> int:
-        return self.steps
 
     def working_size(self, width: int, height: int) -> tuple[int, int]:
         return kontext_dimensions(self.working_area, width, height)

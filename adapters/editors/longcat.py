@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tvbench.errors import ConfigError
 from tvbench_adapters.editors.base import DiffusersEditor, EditRequest
 
 
@@ -35,14 +34,6 @@ class LongCatImageEdit(DiffusersEditor):
     steps: int = 50
     guidance_scale: float = 4.5
     negative_prompt: str = ""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.steps < 1:
-            raise ConfigError(f"method {self.name!r}: steps must be at least 1")
-
-    def inference_steps(self) -> int:
-        return self.steps
 
     def call_arguments(self, request: EditRequest) -> dict[str, Any]:
         kwargs = super().call_arguments(request)

@@ -86,8 +86,6 @@ class QwenImageEdit(DiffusersEditor):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.steps is not None and self.steps < 1:
-            raise ConfigError(f"method {self.name!r}: steps must be at least 1")
         if self.lightning_lora and not self.lightning:
             raise ConfigError(f"method {self.name!r}: lightning_lora is set but lightning is off; "
                               "add --set lightning=true")
