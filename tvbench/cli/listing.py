@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from tvbench.cli.app import app, console, say
@@ -21,7 +22,8 @@ def list_components(what: str = typer.Argument("all", help="methods, metrics or 
                       "T trajectory, I instruction, GT ground truth)")
         for info in list_methods():
             status = "[green]yes[/green]" if info.available else "[red]no[/red]"
-            table.add_row(info.name, info.inputs, status, info.summary if info.available else info.reason)
+            about = info.summary if info.available else info.reason
+            table.add_row(info.name, info.inputs, status, escape(about))  # "[dev]" is text, not markup
         console.print(table)
     if what in ("all", "metrics"):
         from tvbench.metrics import METRICS

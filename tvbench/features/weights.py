@@ -67,18 +67,20 @@ def folder_revision(path: Path, recursive: bool = False) -> str:
 
 
 def resolve_weights(spec: str, what: str = "model", *, marker: str = "config.json",
-                    patterns: Sequence[str] = tuple(WEIGHT_PATTERNS)) -> LocalWeights:
+                    patterns: Sequence[str] = tuple(WEIGHT_PATTERNS), fingerprint: bool = True) -> LocalWeights:
     """A local folder holding ``marker`` and weights, for a local path or a hub id.
 
     ``patterns`` are the hub files to fetch; a multi-folder layout (``marker="unet/config.json"``) is
-    fingerprinted over all its sub-folders.
+    fingerprinted over all its sub-folders. ``fingerprint=False`` skips hashing a local folder (revision
+    ``"local"``): reading 50 GB of editor weights to name them costs minutes.
     """
     path = Path(os.path.expanduser(spec))
     if path.is_dir():
         if not (path / marker).is_file():
             raise UnavailableError(f"{what} folder {spec} has no {marker} (save it with save_pretrained / "
                                    "timm's save_for_hf)")
-        return LocalWeights(path, spec, folder_revision(path, recursive="/" in marker))
+        revision = folder_revision(path, recursive="/" in marker) if fingerprint else "local"
+        return LocalWeights(path, spec, revision)
     if not looks_like_hub_id(spec):
         raise UnavailableError(f"{what} {spec!r} is neither a local folder nor a Hugging Face id (org/name)")
     repo_id, revision = split_revision(spec)

@@ -23,6 +23,18 @@ METHODS.register("oracle", "tvbench_adapters.reference:Oracle")
 METHODS.register("tps-warp", "tvbench_adapters.warp:ThinPlateSplineWarp")
 METHODS.register("nanobanana-pro", "tvbench_adapters.api.gemini:NanoBananaPro", extra="api", requires=("google.genai",))
 METHODS.register("gpt-image", "tvbench_adapters.api.openai_images:GptImage", extra="api", requires=("openai",))
+# diffusers instruction editors (Table 1's I rows); diffusers and transformers are imported only in setup().
+_EDITORS = {
+    "qwen-image-edit": "qwen:QwenImageEdit",
+    "qwen-image-edit-2509": "qwen:QwenImageEdit2509",
+    "qwen-image-edit-2511": "qwen:QwenImageEdit2511",
+    "motionedit": "qwen:MotionEdit",
+    "flux-kontext": "kontext:FluxKontext",
+    "longcat-image-edit": "longcat:LongCatImageEdit",
+}
+for _name, _target in _EDITORS.items():
+    _requires = ("diffusers", "transformers", "peft") if _name == "motionedit" else ("diffusers", "transformers")
+    METHODS.register(_name, f"tvbench_adapters.editors.{_target}", extra="diffusers", requires=_requires)
 
 
 def create_method(name: str, options: dict[str, str] | None = None) -> Method:
