@@ -69,12 +69,15 @@ def _as_cases(pairs: Any, image_size: Any) -> list[tuple[list[DragPair], tuple[i
     return [([tuple(float(v) for v in p) for p in case], (int(w), int(h))) for case, (w, h) in zip(batch, sizes)]
 
 
-class ControllerHandle:
-    """The attached controller: ``remove()`` detaches it; usable as a context manager."""
+class ControllerHook:
+    """The forward pre-hook itself (``hook(module, args, kwargs)``), with the drag points of the current call.
 
-    def __init__(self, transformer: torch.nn.Module, controller: TVEditController, pairs: Any, image_size: Any, *,
+    Methods register it through their own hook bookkeeping and call :meth:`set_points` around each pipeline
+    call; :func:`attach` registers it for a plain pipeline and returns a :class:`ControllerHandle`.
+    """
+
+    def __init__(self, transformer: torch.nn.Module, controller: TVEditController, *,
                  conditioning_scale: float = 1.0, share_positive: bool = True):
-        self.transformer = transformer
         self.controller = controller
         self.spec = controller.spec
         self.conditioning_scale = float(conditioning_scale)
@@ -82,31 +85,32 @@ class ControllerHandle:
         self.controller_calls = 0  # controller forwards run (for tests and timing)
         self.reused_calls = 0  # transformer calls that took the previous call's residuals (CFG negative branch)
         self._signature = inspect.signature(transformer.forward)
-        self.set_points(pairs, image_size)
-        self._hook = transformer.register_forward_pre_hook(self._before_forward, with_kwargs=True)
+        self.cases: list[tuple[list[DragPair], tuple[int, int]]] | None = None
+        self._tokens: dict[tuple, torch.Tensor] = {}
+        self.reset()
 
     def set_points(self, pairs: Any, image_size: Any) -> None:
         """New drag points (one case, or one per batch item); forgets every cached token and residual."""
         self.cases = _as_cases(pairs, image_size)
-        self._tokens: dict[tuple, torch.Tensor] = {}
+        self._tokens = {}
+        self.reset()
+
+    def clear_points(self) -> None:
+        """No points: a transformer call now is refused (never silently run without control)."""
+        self.cases = None
+        self._tokens = {}
         self.reset()
 
     def reset(self) -> None:
         """Forget the residuals kept for a negative branch (call between edits that reuse the same latents)."""
         self._kept: tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]] | None = None
 
-    def remove(self) -> None:
-        self._hook.remove()
-        self._tokens.clear()
-        self.reset()
-
-    def __enter__(self) -> ControllerHandle:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.remove()
+    def __call__(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        return self._before_forward(module, args, kwargs)
 
     def point_tokens(self, grids: list[Grid], batch: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        if self.cases is None:
+            raise ConfigError("the TV-Edit controller has no drag points for this transformer call")
         if batch % len(self.cases):
             raise ConfigError(f"transformer batch of {batch} does not split over {len(self.cases)} point set(s)")
         key = (tuple(grids), batch, str(device), dtype)
@@ -160,6 +164,27 @@ class ControllerHandle:
         kwargs = dict(kwargs)
         kwargs.update(transformer_kwargs(residuals, self.spec.main_double_blocks, self.spec.main_single_blocks))
         return args, kwargs
+
+
+class ControllerHandle(ControllerHook):
+    """A hook registered by :func:`attach`: ``remove()`` detaches it; usable as a context manager."""
+
+    def __init__(self, transformer: torch.nn.Module, controller: TVEditController, pairs: Any, image_size: Any, *,
+                 conditioning_scale: float = 1.0, share_positive: bool = True):
+        super().__init__(transformer, controller, conditioning_scale=conditioning_scale,
+                         share_positive=share_positive)
+        self.set_points(pairs, image_size)
+        self._registration = transformer.register_forward_pre_hook(self, with_kwargs=True)
+
+    def remove(self) -> None:
+        self._registration.remove()
+        self.clear_points()
+
+    def __enter__(self) -> ControllerHandle:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.remove()
 
 
 def attach(pipe_or_transformer: Any, controller: TVEditController, pairs: Sequence, image_size: Sequence, *,

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 import torch
 
-from tvbench.errors import ConfigError, UnavailableError
+from tvbench.errors import ConfigError
 from tvbench_adapters.tvedit.controller import TVEditController, build_controller
 from tvbench_adapters.tvedit.spec import ControllerSpec
 
@@ -184,25 +184,18 @@ def load_controller(ref: str | Path, transformer: Any, *, dtype: torch.dtype | N
 
 
 def resolve_controller(ref: str | Path) -> Path:
-    """A local weights file for a controller reference: file, folder, or hub id ``org/name[@revision]``."""
+    """A local weights file for a controller reference: file, folder, or hub id ``org/name[@revision]`` (through
+    the HF cache first, then the hub, as every tvbench weight: ``tvbench.features.weights``)."""
+    from tvbench.features.weights import resolve_weights
+
     path = Path(ref).expanduser()
     if path.is_file():
         return path
     if path.is_dir():
         return _weights_in_folder(path)
-    text = str(ref)
-    if text.startswith((".", "/", "~")) or text.count("/") != 1:
-        raise CheckpointError(f"controller {text!r}: no such file or folder (a hub id looks like org/name[@revision])")
-    repo_id, _, revision = text.partition("@")
-    try:
-        from huggingface_hub import snapshot_download
-
-        folder = snapshot_download(repo_id, revision=revision or None,
-                                   allow_patterns=[f"*{suffix}" for suffix in WEIGHT_SUFFIXES] + ["*.json"])
-    except Exception as exc:
-        raise UnavailableError(f"controller {text!r}: cannot get it from the Hugging Face hub "
-                               f"({type(exc).__name__}); download it and pass the local file or folder") from None
-    return _weights_in_folder(Path(folder))
+    patterns = [f"*{suffix}" for suffix in WEIGHT_SUFFIXES] + ["*.json"]
+    weights = resolve_weights(str(ref), what="TV-Edit controller", patterns=patterns, fingerprint=False)
+    return _weights_in_folder(weights.path)
 
 
 def _weights_in_folder(folder: Path) -> Path:

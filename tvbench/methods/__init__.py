@@ -35,6 +35,11 @@ _EDITORS = {
 for _name, _target in _EDITORS.items():
     _requires = ("diffusers", "transformers", "peft") if _name == "motionedit" else ("diffusers", "transformers")
     METHODS.register(_name, f"tvbench_adapters.editors.{_target}", extra="diffusers", requires=_requires)
+# the TV-Edit controller on two of those editors (the paper's method, Table 1's T+I rows)
+METHODS.register("tvedit-qwen", "tvbench_adapters.tvedit.methods:TVEditQwen", extra="diffusers",
+                 requires=("diffusers", "transformers"))
+METHODS.register("tvedit-kontext", "tvbench_adapters.tvedit.methods:TVEditKontext", extra="diffusers",
+                 requires=("diffusers", "transformers"))
 
 
 def create_method(name: str, options: dict[str, str] | None = None) -> Method:
