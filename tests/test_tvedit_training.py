@@ -204,3 +204,13 @@ def test_qwen_edit_pipeline_runs_the_controller_once_per_cfg_step(monkeypatch):
                      num_inference_steps=2, generator=torch.Generator().manual_seed(0)).images[0]
     assert (handle.controller_calls, handle.reused_calls) == (2, 2)
     assert image.size[0] * image.size[1] <= 64 * 80 * 1.2
+
+
+def test_validation_edits_are_saved_and_scored(shared, tmp_path):
+    Trainer(_config(shared, tmp_path / "run", steps=1, effective_batch=2, val_cases=1, val_every=1, val_steps=1,
+                    val_smoke=True, val_area=64 * 64)).run()
+    records = [json.loads(line) for line in (tmp_path / "run" / "validation.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [0, 1]
+    assert all(r["ds_global_tgt_n"] == 1 and r["md_s_n"] == 1 and r["loss"] > 0 for r in records)
+    held_out = sorted(load_benchmark(shared["data"]), key=lambda case: case.id)[-1].id
+    assert (tmp_path / "run" / "validation" / "step-0000001" / f"{held_out}.png").is_file()
