@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from tvbench.errors import ConfigError
 from tvbench.methods.base import (INPUT_LETTERS, INPUTS, EditResult, Method, Outcome, Runtime, case_seed, input_letters,
-                                  restrict_case, runtime_option)
+                                  restrict_case, runtime_option, setup_method)
 from tvbench.registry import Registry
 
 METHODS: Registry[type[Method]] = Registry("method", entry_point_group="tvbench.methods")
@@ -71,4 +71,5 @@ def list_methods() -> list[MethodInfo]:
 
 
 __all__ = ["INPUTS", "INPUT_LETTERS", "METHODS", "EditResult", "Method", "MethodInfo", "Outcome", "Runtime",
-           "case_seed", "create_method", "input_letters", "list_methods", "restrict_case", "runtime_option"]
+           "case_seed", "create_method", "input_letters", "list_methods", "restrict_case", "runtime_option",
+           "setup_method"]
