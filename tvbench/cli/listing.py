@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from tvbench.cli.app import app, console, say
@@ -21,7 +22,10 @@ def list_components(what: str = typer.Argument("all", help="methods, metrics or 
                       "T trajectory, I instruction, GT ground truth)")
         for info in list_methods():
             status = "[green]yes[/green]" if info.available else "[red]no[/red]"
-            table.add_row(info.name, info.inputs, status, info.summary if info.available else info.reason)
+            about = info.summary if info.available else info.reason
+            if info.origin != "tvbench" and info.origin.split()[-1] not in about:  # where it comes from, once
+                about = f"{about} [{info.origin}]"
+            table.add_row(info.name, info.inputs, status, escape(about))  # brackets are text, not rich markup
         console.print(table)
     if what in ("all", "metrics"):
         from tvbench.metrics import METRICS
