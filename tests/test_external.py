@@ -566,3 +566,74 @@ def test_a_killed_run_resumes_and_a_bad_spec_is_one_line(tmp_path):
 
 def test_method_registry_lists_the_shipped_examples():
     assert {"geodrag", "gooddrag-official"} <= set(METHODS.names())
+
+
+def readme_specs() -> list[str]:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Bring an external drag method", 1)[1]
+    return [block.split("```", 1)[0] for block in section.split("```toml\n")[1:]]
+
+
+FAKE_DRAGLORA = {  # what DragLoRA's two benchmark scripts do with folders (commit 4276544), minus the models
+    "run_lora_training.py": r'''
+import argparse, os, pickle
+parser = argparse.ArgumentParser(); parser.add_argument("--root_path"); args = parser.parse_args()
+categories = ["art_work", "land_scape", "building_city_view", "building_countryside_view", "animals", "human_head",
+              "human_upper_body", "human_full_body", "interior_design", "other_objects"]
+if not os.path.isdir("drag_bench_lora"):
+    os.mkdir("drag_bench_lora")
+    for cat in categories:
+        os.mkdir(os.path.join("drag_bench_lora", cat))
+for cat in categories:
+    for sample in os.listdir(os.path.join(args.root_path, cat)):
+        pickle.load(open(os.path.join(args.root_path, cat, sample, "meta_data.pkl"), "rb"))["prompt"]
+        path = os.path.join("drag_bench_lora", cat, sample)
+        os.makedirs(path, exist_ok=True)
+        open(os.path.join(path, "pytorch_lora_weights.safetensors"), "w").write("lora")
+''',
+    "run_dragbench_draglora.py": r'''
+import argparse, os, pickle
+from PIL import Image
+parser = argparse.ArgumentParser()
+for name, default in (("--root_dir", "drag_bench_data"), ("--lora_dir", "drag_bench_lora"), ("--save_dir", "x")):
+    parser.add_argument(name, default=default)
+args = parser.parse_args()
+categories = ["animals", "art_work", "human_head", "building_city_view", "land_scape", "building_countryside_view",
+              "human_upper_body", "human_full_body", "interior_design", "other_objects"]
+if not os.path.isdir(args.save_dir):
+    os.mkdir(args.save_dir)
+    for cat in categories:
+        os.mkdir(os.path.join(args.save_dir, cat))
+for cat in categories:
+    for sample in os.listdir(os.path.join(args.root_dir, cat)):
+        assert os.path.isfile(os.path.join(args.lora_dir, cat, sample, "pytorch_lora_weights.safetensors"))
+        meta = pickle.load(open(os.path.join(args.root_dir, cat, sample, "meta_data.pkl"), "rb"))
+        image = Image.open(os.path.join(args.root_dir, cat, sample, "original_image.png"))
+        os.mkdir(os.path.join(args.save_dir, cat, sample))
+        image.transpose(Image.FLIP_TOP_BOTTOM).save(os.path.join(args.save_dir, cat, sample, "dragged_image.png"))
+''',
+}
+
+
+def test_the_readmes_specs_are_valid_and_the_draglora_one_runs_its_scripts(tmp_path, monkeypatch):
+    blocks = readme_specs()
+    assert len(blocks) == 2
+    for k, block in enumerate(blocks):
+        (tmp_path / f"readme-{k}.toml").write_text(block)
+    specs = [load_spec(tmp_path / f"readme-{k}.toml") for k in range(len(blocks))]
+    assert [spec.name for spec in specs] == ["draglora", "dragdiffusion-official"]
+    clone = tmp_path / "DragLoRA" / "drag_bench_evaluation"
+    clone.mkdir(parents=True)
+    for name, text in FAKE_DRAGLORA.items():
+        (clone / name).write_text(text)
+    monkeypatch.setenv("DRAGLORA_DIR", str(clone.parent))
+    monkeypatch.setenv("DRAGLORA_PYTHON", PY)
+    method = build_method_class(specs[0])()
+    method.setup()
+    case = make_case("animals__JH_1", meta={"category": "animals"})
+    try:
+        result = method.edit(case, seed=0)
+    finally:
+        method.teardown()
+    assert np.array_equal(np.asarray(result.image), np.asarray(case.open_image("source"))[::-1])
+    assert (clone / "drag_bench_lora" / "animals" / "animals__JH_1").is_dir()
