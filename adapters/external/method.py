@@ -17,7 +17,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 from PIL import Image
 
@@ -156,7 +156,8 @@ class ExternalMethod(Method):
                    "category": category or ""}
         output = self._absolute(Path(fill(self.resolved.output, folders)))
         files, facts = write_layout(self.spec.layout, case, input_root, inputs=self.inputs, seed=seed, output=output)
-        request = self._request(case, seed, work_dir, output, files)
+        source_size = case.open_image("source").size
+        request = self._request(case, seed, work_dir, output, files, source_size)
         before = _signature(output)
         phases["prepare"] = round(time.perf_counter() - clock, 4)
         clock = time.perf_counter()
@@ -176,8 +177,7 @@ class ExternalMethod(Method):
                 output = self._absolute(Path(str(answer["output"])))
         phases["command" if self.spec.mode == "process" else "edit"] = round(time.perf_counter() - clock, 4)
         clock = time.perf_counter()
-        image = _read_output(output, before, self._tail_for(work_dir))
-        source_size = case.open_image("source").size
+        image = _read_output(output, before, lambda: self._tail_for(work_dir))
         if image.size != source_size:
             facts["native_size"] = list(image.size)
             image = image.resize(source_size, Image.BICUBIC)
@@ -194,7 +194,8 @@ class ExternalMethod(Method):
         path = path.expanduser()
         return path if path.is_absolute() else self.resolved.cwd / path
 
-    def _request(self, case: Case, seed: int, work_dir: Path, output: Path, files: dict[str, str]) -> dict[str, Any]:
+    def _request(self, case: Case, seed: int, work_dir: Path, output: Path, files: dict[str, str],
+                 source_size: tuple[int, int]) -> dict[str, Any]:
         """Every per-case value, typed (the worker's request; placeholders are its string forms)."""
         request: dict[str, Any] = {
             "id": case.id, "case_id": case.id, "seed": seed, "seed32": seed % 2**32, "work_dir": str(work_dir),
@@ -202,8 +203,7 @@ class ExternalMethod(Method):
             "device": self.runtime.device, "cwd": str(self.resolved.cwd), "spec_dir": str(self.spec.spec_dir),
             "work_root": str(self._session),
         }
-        source = case.open_image("source")
-        request["width"], request["height"] = source.size
+        request["width"], request["height"] = source_size
         if "caption" in self.inputs:
             request["caption"] = case.caption or ""
         if "instruction" in self.inputs:
@@ -311,13 +311,13 @@ def _signature(path: Path) -> tuple[int, int, int] | None:
     return stat.st_mtime_ns, stat.st_size, stat.st_ino
 
 
-def _read_output(path: Path, before: tuple[int, int, int] | None, tail: str) -> Image.Image:
+def _read_output(path: Path, before: tuple[int, int, int] | None, tail: Callable[[], str]) -> Image.Image:
     """The command's image; missing, stale (left by an earlier run) or undecodable is an :class:`ExternalFailure`."""
     now = _signature(path)
     if now is None:
-        raise ExternalFailure(f"wrote no output at {path}; {tail}")
+        raise ExternalFailure(f"wrote no output at {path}; {tail()}")
     if before is not None and now == before:
-        raise ExternalFailure(f"did not write {path} (the file there predates this case); {tail}")
+        raise ExternalFailure(f"did not write {path} (the file there predates this case); {tail()}")
     try:
         with Image.open(path) as image:
             image.load()
