@@ -320,15 +320,18 @@ def test_the_template_worker_speaks_the_protocol(tmp_path):
         "    if request['id'] == 'bad':\n"
         "        raise RuntimeError('the method failed')\n"
         "    shutil.copy(request['source'], request['output'])\n"
-        "    return {'model': state['model'], 'prompt': request['prompt']}\n"
+        "    return {'model': state['model'], 'prompt': request['prompt'], 'device': request['device'],\n"
+        "            'argv': sys.argv[1:]}\n"
         "serve(load, edit)\n")
     spec = write_spec(tmp_path, "templated", mode="worker", layout="tvbench", inputs=["image", "caption"],
-                      command=[PY, "{spec_dir}/my_worker.py"])
+                      command=[PY, "{spec_dir}/my_worker.py", "{device}"])
     method = method_from(spec)
+    assert method.uses_device  # it asks for {device}, so --device auto looks for a GPU
     method.setup()
     try:
         result = method.edit(make_case("good"), seed=1)
         assert result.facts["model"] == "loaded" and result.facts["prompt"] == "a cat on a sofa"
+        assert result.facts["device"] == "cpu" and result.facts["argv"] == ["cpu"]
         with pytest.raises(Exception, match="the worker reported an error: RuntimeError: the method failed"):
             method.edit(make_case("bad"), seed=1)
         assert method.edit(make_case("good-again"), seed=1).image.size == (40, 32)
@@ -487,7 +490,7 @@ def test_the_gooddrag_example_finds_the_bench_scripts_output_in_the_clone(tmp_pa
     monkeypatch.setenv("GOODDRAG_DIR", str(clone))
     monkeypatch.setenv("GOODDRAG_PYTHON", PY)
     method = method_from(EXAMPLES_DIR / "gooddrag-official.toml")
-    assert method.inputs == {"image", "mask", "points"}
+    assert method.inputs == {"image", "mask", "points"} and not method.uses_device  # the script picks its GPU
     method.setup()
     result = method.edit(make_case(), seed=0)
     method.teardown()
@@ -523,8 +526,7 @@ def test_geodrag_example_spec_runs_a_geodrag_style_clone_through_tvbench_run(tmp
            "TVBENCH_METHOD_PATH": str(tmp_path / "none")}
     listing = _cli(["ls", "methods"], env)
     assert listing.returncode == 0 and "geodrag" in listing.stdout and "example spec" in listing.stdout
-    done = _cli(["run", "--method", "geodrag", "--bench", str(bench), "--out", str(tmp_path / "results"), "-q",
-                 "--device", "cpu"], env)  # cpu: no torch import to look for a GPU
+    done = _cli(["run", "--method", "geodrag", "--bench", str(bench), "--out", str(tmp_path / "results"), "-q"], env)
     assert done.returncode == 0, done.stderr
     run_dir = tmp_path / "results" / "geodrag"
     source = np.asarray(Image.open(bench / "img" / "second.png"))
@@ -539,8 +541,7 @@ def test_a_killed_run_resumes_and_a_bad_spec_is_one_line(tmp_path):
                                       "time.sleep(0.5)\nshutil.copy(sys.argv[1], sys.argv[2])\n")
     spec = write_spec(tmp_path, "slow", inputs=["image"], command=[PY, "slow.py", "{source}", "{output}"])
     bench = make_bench(tmp_path / "bench", [f"c{k}" for k in range(4)])
-    args = ["run", "--method-spec", str(spec), "--bench", str(bench), "--out", str(tmp_path / "results"), "-q",
-            "--device", "cpu"]
+    args = ["run", "--method-spec", str(spec), "--bench", str(bench), "--out", str(tmp_path / "results"), "-q"]
     log = tmp_path / "results" / "slow" / "status.jsonl"
     process = subprocess.Popen(TVBENCH + args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 90

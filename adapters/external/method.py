@@ -200,9 +200,10 @@ class ExternalMethod(Method):
         request: dict[str, Any] = {
             "id": case.id, "case_id": case.id, "seed": seed, "seed32": seed % 2**32, "work_dir": str(work_dir),
             "input_root": str(work_dir / "input"), "output": str(output), **files,
-            "device": self.runtime.device, "cwd": str(self.resolved.cwd), "spec_dir": str(self.spec.spec_dir),
-            "work_root": str(self._session),
+            "cwd": str(self.resolved.cwd), "spec_dir": str(self.spec.spec_dir), "work_root": str(self._session),
         }
+        if self.uses_device:
+            request["device"] = self.runtime.device
         request["width"], request["height"] = source_size
         if "caption" in self.inputs:
             request["caption"] = case.caption or ""
@@ -342,6 +343,8 @@ def build_method_class(spec: MethodSpec, resolved: Resolved | None = None) -> ty
     namespace = {
         "name": spec.name, "inputs": spec.inputs, "version": spec.version, "spec": spec, "resolved": resolved,
         "summary": spec.summary or f"external command ({spec.mode} mode, {spec.layout} layout)",
+        # the command picks its own GPU unless the spec passes {device}: only then does --device auto look for one
+        "uses_device": any("device" in names_in(template) for template in (*spec.command, *spec.env.values())),
         "__doc__": f"External method from {spec.path}.", "__module__": __name__,
     }
     class_name = "External_" + "".join(ch if ch.isalnum() else "_" for ch in spec.name)

@@ -7,7 +7,7 @@ Protocol 1 (JSON lines; every protocol line is one JSON object with a ``"tvbench
 2. For each case tvbench writes one request on the worker's stdin:
    ``{"tvbench": "edit", "protocol": 1, "id": CASE_ID, "seed": ..., "output": PATH, ...}`` carrying every
    per-case placeholder as a field (files, texts, ``points`` as a list; see :mod:`.placeholders`) plus
-   ``width`` and ``height``.
+   ``width`` and ``height`` (and ``device`` when the worker's command passes ``{device}``).
 3. The worker answers on stdout, within ``timeout_s``, with one of
    ``{"tvbench": "done", "id": CASE_ID}`` (the image is at the request's ``output``; an ``"output"`` field may
    name another path, and ``"facts"`` a JSON object recorded in the manifest),

@@ -18,10 +18,10 @@ The protocol (tvbench's side is documented in tvbench_adapters/external/worker.p
 ``{"tvbench": "ready", "protocol": 1}`` when loaded; each request is ``{"tvbench": "edit", "id": CASE_ID, ...}``
 with every per-case placeholder as a field (``output``, ``seed``, ``seed32``, ``input_dir``, the layout's files
 such as ``source``/``meta``/``mask``, ``prompt``, ``points`` as ``[[x_h, y_h, x_t, y_t], ...]``, ``width``,
-``height``, ``device``); the answer is ``{"tvbench": "done", "id": CASE_ID}`` once the image is saved at
-``request["output"]`` (optionally with ``"facts": {...}``), or ``{"tvbench": "error", "id": CASE_ID, "message":
-"..."}``. The worker exits when its stdin closes. Everything the method prints goes to stderr here, so stray prints
-cannot be mistaken for answers.
+``height``; ``device`` when the command passes ``{device}``); the answer is ``{"tvbench": "done", "id":
+CASE_ID}`` once the image is saved at ``request["output"]`` (optionally with ``"facts": {...}``), or
+``{"tvbench": "error", "id": CASE_ID, "message": "..."}``. The worker exits when its stdin closes. Everything the
+method prints goes to stderr here, so stray prints cannot be mistaken for answers.
 """
 
 import json
