@@ -5,6 +5,9 @@ Other packages add methods through the ``tvbench.methods`` entry-point group::
 
     [project.entry-points."tvbench.methods"]
     my-editor = "my_package.editor:MyEditor"
+
+Methods that live in other repositories are spec files (``adapters/external``), found in the folders of
+``TVBENCH_METHOD_PATH`` or given with ``tvbench run --method-spec FILE``.
 """
 
 from __future__ import annotations
@@ -35,6 +38,16 @@ _EDITORS = {
 for _name, _target in _EDITORS.items():
     _requires = ("diffusers", "transformers", "peft") if _name == "motionedit" else ("diffusers", "transformers")
     METHODS.register(_name, f"tvbench_adapters.editors.{_target}", extra="diffusers", requires=_requires)
+
+
+def _register_method_specs() -> None:
+    """Methods run from other repositories, described by spec files (``TVBENCH_METHOD_PATH``, shipped examples)."""
+    from tvbench_adapters.external.discovery import register_specs
+
+    register_specs(METHODS)
+
+
+_register_method_specs()
 
 
 def create_method(name: str, options: dict[str, str] | None = None) -> Method:
