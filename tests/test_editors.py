@@ -28,7 +28,7 @@ from test_features import _fake_hub_cache  # noqa: E402
 
 from tvbench.cases import load_benchmark  # noqa: E402
 from tvbench.errors import ConfigError, UnavailableError  # noqa: E402
-from tvbench.methods import Runtime, case_seed, create_method, restrict_case  # noqa: E402
+from tvbench.methods import Runtime, case_seed, create_method, restrict_case, setup_method  # noqa: E402
 from tvbench.runner import read_manifest, run_method  # noqa: E402
 from tvbench.testing.tiny_editors import TINY_KINDS, build_tiny_pipeline, write_tiny_lora  # noqa: E402
 
@@ -92,7 +92,7 @@ def edit_once(name: str, options: dict[str, str], case, *, seed: int = 0):
     """Set up ``name``, edit one case, tear down; return (method, result)."""
     method = create_method(name, {**FAST, **options})
     method.runtime = method.resolve_runtime(Runtime())
-    method.setup()
+    setup_method(method)
     try:
         return method, method.edit(restrict_case(case, method.inputs), seed=case_seed(seed, case.id))
     finally:
@@ -261,7 +261,7 @@ def test_lightning_sets_its_scheduler_steps_and_cfg(tiny_dirs, tmp_path):
                                                     "lightning": "true", "lightning_lora": str(lora)})
     assert (method.inference_steps(), method.cfg_scale()) == (4, 1.0)
     method.runtime = method.resolve_runtime(Runtime())
-    method.setup()
+    setup_method(method)
     try:
         config = method.pipe.scheduler.config
         assert config["base_shift"] == LIGHTNING_SCHEDULER["base_shift"] and config["time_shift_type"] == "exponential"
@@ -278,7 +278,7 @@ def test_uncached_lightning_lora_offline_is_one_line(tiny_dirs, hub_cache):
     method = create_method("qwen-image-edit", {"model": str(tiny_dirs["qwen-image-edit"]), "lightning": "true"})
     method.runtime = method.resolve_runtime(Runtime())
     with pytest.raises(UnavailableError) as info:
-        method.setup()
+        setup_method(method)
     message = str(info.value)
     assert "lightx2v/Qwen-Image-Lightning/Qwen-Image-Edit-Lightning-4steps-V1.0-bf16.safetensors" in message
     assert "HF_HUB_OFFLINE" in message and "\n" not in message
@@ -292,7 +292,7 @@ def test_weights_of_another_model_are_refused(tiny_dirs):
         method = create_method(name, {"model": str(tiny_dirs[folder])})
         method.runtime = method.resolve_runtime(Runtime())
         with pytest.raises(ConfigError, match=expected):
-            method.setup()
+            setup_method(method)
         method.teardown()
 
 
@@ -403,7 +403,7 @@ def test_a_subclass_hooks_the_transformer_sees_the_points_and_adds_options(kind,
     method = Controlled(model=str(tiny_dirs[kind]), steps=1, working_area=5120)
     assert method.config()["options"]["strength"] == 0.5
     method.runtime = method.resolve_runtime(Runtime())
-    method.setup()
+    setup_method(method)
     transformer = method.pipe.transformer
     case = sample["real-move-star"]
     result = method.edit(restrict_case(case, method.inputs), seed=1)
@@ -433,7 +433,7 @@ def test_gated_weights_and_out_of_memory_are_one_line_with_the_fix(tiny_dirs, mo
     method = create_method("flux-kontext", {})
     method.runtime = method.resolve_runtime(Runtime())
     with pytest.raises(UnavailableError) as info:
-        method.setup()
+        setup_method(method)
     assert str(info.value).startswith("method 'flux-kontext': ") and "accept its licence" in str(info.value)
 
     def out_of_memory(*args, **kwargs):
@@ -443,6 +443,6 @@ def test_gated_weights_and_out_of_memory_are_one_line_with_the_fix(tiny_dirs, mo
     method = create_method("qwen-image-edit", {"model": str(tiny_dirs["qwen-image-edit"])})
     method.runtime = method.resolve_runtime(Runtime())
     with pytest.raises(UnavailableError) as info:
-        method.setup()
+        setup_method(method)
     message = str(info.value)
     assert message.startswith("method 'qwen-image-edit'") and "offload=model" in message and "\n" not in message

@@ -225,3 +225,31 @@ def test_edit_batch_may_fail_one_case_without_failing_the_others(bench, tmp_path
     report = run_method(method, bench, tmp_path, progress=False, runtime=Runtime("cpu", None, 8))
     assert report.done == 5 and report.failed == [("case-3", "case 'case-3': ValueError: HTTP 500 after 5 attempts")]
     assert method.single_calls == 0
+
+
+@dataclass
+class BrokenSetup(Method):
+    name = "broken-setup"
+    oom_hint = "--set offload=model"
+    problem: str = "missing"
+
+    def setup(self):
+        if self.problem == "missing":
+            raise OSError("weights/model.safetensors: No such file or directory\nsecond line")
+        raise RuntimeError("CUDA out of memory. Tried to allocate 40 GiB")
+
+    def edit(self, case, *, seed):
+        return case.open_image("source")
+
+
+def test_setup_failures_are_one_line_naming_the_method_and_the_fix(bench, tmp_path):
+    from tvbench.errors import UnavailableError
+
+    with pytest.raises(UnavailableError) as info:
+        run_method(BrokenSetup(), bench, tmp_path, progress=False)
+    assert str(info.value) == ("method 'broken-setup': setup on cpu failed: OSError: weights/model.safetensors: "
+                               "No such file or directory")
+    with pytest.raises(UnavailableError) as info:
+        run_method(BrokenSetup(problem="oom"), bench, tmp_path / "b", progress=False)
+    assert str(info.value) == ("method 'broken-setup': setup on cpu failed: out of memory; try --set offload=model, "
+                               "--dtype bfloat16, a device with more memory")

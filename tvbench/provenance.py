@@ -36,10 +36,16 @@ def git_commit() -> str | None:
     root = Path(tvbench.__file__).resolve().parent.parent
     if not (root / ".git").exists():
         return None
+    return repo_commit(root)
+
+
+def repo_commit(folder: Path) -> str | None:
+    """HEAD of the git checkout holding ``folder``, with ``+dirty`` when tracked files changed (untracked files,
+    such as outputs a script writes into its clone, do not count); None outside a checkout or without git."""
     try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+        head = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True,
                               timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True, timeout=5, check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None

@@ -28,10 +28,18 @@ def suggest(name: str, choices: Iterable[str]) -> str:
     return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
+class Deferred:
+    """A registry target built on first use, e.g. from a file: :meth:`resolve` returns the object or raises
+    :class:`UnavailableError` saying why it cannot be used here (listed as unavailable, never a crash)."""
+
+    def resolve(self) -> Any:
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
 class Entry:
     name: str
-    target: Any  # "module:attribute", or the object itself
+    target: Any  # "module:attribute", a Deferred, or the object itself
     extra: str | None = None  # the tvbench extra that installs its dependencies
     origin: str = "tvbench"  # "tvbench", or the distribution that declared the entry point
     requires: tuple[str, ...] = ()  # import names the entry needs at setup; checked without importing them
@@ -133,6 +141,8 @@ class Registry(Generic[T]):
             except AttributeError:
                 raise UnavailableError(f"{self.kind} {name!r} points to {entry.target!r}, which does not "
                                        f"exist ({entry.origin})") from None
+        elif isinstance(obj, Deferred):
+            obj = obj.resolve()
         self._loaded[name] = obj
         return obj
 

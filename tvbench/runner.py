@@ -32,7 +32,8 @@ from tvbench.errors import CaseError, ConfigError, ResultsError, one_line
 from tvbench.io import (PARTIAL_PREFIX, append_jsonl, atomic_save_png, atomic_write_json, config_hash, file_lock,
                         read_json_object, read_jsonl, remove_stale_partials, sha256_hex)
 from tvbench.device import release_memory
-from tvbench.methods import EditResult, Method, Outcome, Runtime, case_seed, input_letters, restrict_case
+from tvbench.methods import (EditResult, Method, Outcome, Runtime, case_seed, input_letters, restrict_case,
+                             setup_method)
 from tvbench.progress import progress_bar, stderr
 from tvbench.provenance import environment, now
 
@@ -323,7 +324,7 @@ def run_method(method: Method, bench: Benchmark, out: Path, *, run_name: str | N
     try:
         with progress_bar(run_name, len(todo), enabled=progress) as bar:
             if todo:
-                method.setup()
+                setup_method(method)
             for batch in batches(method, todo, size):
                 started = time.perf_counter()
                 results = _edit_batch(method, batch, seed)

@@ -49,7 +49,7 @@ from typing import Any, Callable, ClassVar, Hashable, Iterator, Sequence
 from PIL import Image
 
 from tvbench.cases import Case
-from tvbench.errors import CaseError, ConfigError, TvbenchError, UnavailableError, one_line
+from tvbench.errors import CaseError, ConfigError, UnavailableError, one_line
 from tvbench.methods.base import EditResult, Method, runtime_option
 from tvbench_adapters.editors.sizing import NATIVE_AREA, area_dimensions, check_area, working_area
 
@@ -95,6 +95,7 @@ class DiffusersEditor(Method):
     model: str = ""  # hub id (org/name[@revision]) or local folder; subclasses set the card's id
     working_area: int = NATIVE_AREA  # pixels of the working size (aspect of the source); 1024^2 as the cards
     offload: str = runtime_option("none")  # none | model | sequential (diffusers' CPU offload; GPU only)
+    oom_hint = "--set offload=model (or sequential)"
     steps: int | None = None  # denoising steps; subclasses set the card's value (None: resolved per setting)
 
     def __post_init__(self) -> None:
@@ -112,25 +113,11 @@ class DiffusersEditor(Method):
     # ------------------------------------------------------------------------------------------ loading
 
     def setup(self) -> None:
-        """Load, configure and place the pipeline; every failure is one line naming this method and the fix."""
-        try:
-            pipe = self.load_pipeline()
-            self.pipe = pipe
-            self.configure_pipeline(pipe)
-            self.place_pipeline(pipe)
-        except TvbenchError as exc:
-            text = str(exc)
-            raise type(exc)(text if text.startswith(f"method {self.name!r}") else f"method {self.name!r}: {text}") \
-                from None
-        except Exception as exc:  # torch's OutOfMemoryError and the libraries' errors: one line, with a fix
-            raise UnavailableError(self._setup_failure(exc)) from None
-
-    def _setup_failure(self, exc: BaseException) -> str:
-        where = f"method {self.name!r}: cannot set up {self.model} on {self.runtime.device}"
-        if "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError":
-            return (f"{where}: out of memory; try --set offload=model (or sequential), --dtype bfloat16, "
-                    "or a device with more memory")
-        return f"{where}: {one_line(exc)}"
+        """Load, configure and place the pipeline (failures become one line in :func:`setup_method`)."""
+        pipe = self.load_pipeline()
+        self.pipe = pipe
+        self.configure_pipeline(pipe)
+        self.place_pipeline(pipe)
 
     def load_pipeline(self) -> Any:
         """``<pipeline_class>.from_pretrained`` on the resolved folder, in the run's dtype (still on the CPU)."""

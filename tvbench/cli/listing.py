@@ -23,7 +23,9 @@ def list_components(what: str = typer.Argument("all", help="methods, metrics or 
         for info in list_methods():
             status = "[green]yes[/green]" if info.available else "[red]no[/red]"
             about = info.summary if info.available else info.reason
-            table.add_row(info.name, info.inputs, status, escape(about))  # "[dev]" is text, not markup
+            if info.origin != "tvbench" and info.origin.split()[-1] not in about:  # where it comes from, once
+                about = f"{about} [{info.origin}]"
+            table.add_row(info.name, info.inputs, status, escape(about))  # brackets are text, not rich markup
         console.print(table)
     if what in ("all", "metrics"):
         from tvbench.metrics import METRICS

@@ -13,7 +13,11 @@ from tvbench.errors import ConfigError
 
 @app.command()
 def run(
-    method: str = typer.Option(..., "--method", "-m", help="Method name; several as a comma-separated list."),
+    method: Optional[str] = typer.Option(None, "--method", "-m",
+                                         help="Method name; several as a comma-separated list."),
+    method_specs: list[Path] = typer.Option([], "--method-spec", help="A method spec file (TOML) for a method run "
+                                            "from another repository; repeatable; runs it unless --method names "
+                                            "the methods."),
     bench: str = typer.Option("sample", "--bench", "-b", help="'sample', a benchmark folder, or hf:ID[@split]."),
     out: Path = typer.Option(Path("results"), "--out", "-o", help="Results root; a run writes <out>/<run name>/."),
     limit: Optional[int] = typer.Option(None, help="Run only the first N selected cases."),
@@ -39,6 +43,14 @@ def run(
     from tvbench.runner import Shard, run_method
 
     names = _split(method)
+    if method_specs:
+        from tvbench.methods import METHODS
+        from tvbench_adapters.external import register_spec_file
+
+        spec_names = [register_spec_file(METHODS, path) for path in method_specs]
+        names = names or spec_names
+    if not names:
+        raise ConfigError("--method is required (or --method-spec FILE)")
     if run_name and len(names) > 1:
         raise ConfigError("--run-name needs a single --method")
     if batch_size < 1:

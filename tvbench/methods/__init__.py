@@ -5,6 +5,9 @@ Other packages add methods through the ``tvbench.methods`` entry-point group::
 
     [project.entry-points."tvbench.methods"]
     my-editor = "my_package.editor:MyEditor"
+
+Methods that live in other repositories are spec files (``adapters/external``), found in the folders of
+``TVBENCH_METHOD_PATH`` or given with ``tvbench run --method-spec FILE``.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 
 from tvbench.errors import ConfigError
 from tvbench.methods.base import (INPUT_LETTERS, INPUTS, EditResult, Method, Outcome, Runtime, case_seed, input_letters,
-                                  restrict_case, runtime_option)
+                                  restrict_case, runtime_option, setup_method)
 from tvbench.registry import Registry
 
 METHODS: Registry[type[Method]] = Registry("method", entry_point_group="tvbench.methods")
@@ -40,6 +43,16 @@ METHODS.register("tvedit-qwen", "tvbench_adapters.tvedit.methods:TVEditQwen", ex
                  requires=("diffusers", "transformers"))
 METHODS.register("tvedit-kontext", "tvbench_adapters.tvedit.methods:TVEditKontext", extra="diffusers",
                  requires=("diffusers", "transformers"))
+
+
+def _register_method_specs() -> None:
+    """Methods run from other repositories, described by spec files (``TVBENCH_METHOD_PATH``, shipped examples)."""
+    from tvbench_adapters.external.discovery import register_specs
+
+    register_specs(METHODS)
+
+
+_register_method_specs()
 
 
 def create_method(name: str, options: dict[str, str] | None = None) -> Method:
@@ -76,4 +89,5 @@ def list_methods() -> list[MethodInfo]:
 
 
 __all__ = ["INPUTS", "INPUT_LETTERS", "METHODS", "EditResult", "Method", "MethodInfo", "Outcome", "Runtime",
-           "case_seed", "create_method", "input_letters", "list_methods", "restrict_case", "runtime_option"]
+           "case_seed", "create_method", "input_letters", "list_methods", "restrict_case", "runtime_option",
+           "setup_method"]

@@ -33,7 +33,7 @@ from typing import Any, ClassVar, Hashable, Sequence
 from PIL import Image
 
 from tvbench.cases import Case
-from tvbench.errors import ConfigError
+from tvbench.errors import ConfigError, TvbenchError, UnavailableError, one_line
 
 # What a method may read from a case. "image" (the source) is always given.
 INPUTS = ("image", "mask", "caption", "points", "instruction", "target")
@@ -132,6 +132,7 @@ class Method(ABC):
     uses_dtype: ClassVar[bool] = False  # True: --dtype applies (and enters the run's identity)
     uses_device: ClassVar[bool] = True  # False: the work happens elsewhere (an API); --device auto imports no torch
     max_batch_size: ClassVar[int] = 1  # > 1: edit_batch() handles up to this many cases at once
+    oom_hint: ClassVar[str] = ""  # what else to try when setup runs out of memory, e.g. "--set offload=model"
     runtime: ClassVar[Runtime] = Runtime()  # set per run by the runner, before setup()
 
     def resolve_runtime(self, runtime: Runtime) -> Runtime:
@@ -203,6 +204,26 @@ class Method(ABC):
             return cls(**values)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"method {cls.name!r}: {exc}") from None
+
+
+def setup_method(method: Method) -> None:
+    """Run ``method.setup()``; any failure becomes one line naming the method and, where known, the fix.
+
+    Missing weights, a gated repository or an out-of-memory GPU are the user's to fix (exit 2), so they must
+    not surface as a traceback or an "internal error", whatever method raised them.
+    """
+    prefix = f"method {method.name!r}"
+    try:
+        method.setup()
+    except TvbenchError as exc:
+        text = str(exc)
+        raise type(exc)(text if text.startswith(prefix) else f"{prefix}: {text}") from None
+    except Exception as exc:  # torch's OutOfMemoryError, the libraries' OSErrors, ...
+        where = f"{prefix}: setup on {method.runtime.device} failed"
+        if "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError":
+            hints = ", ".join(h for h in (method.oom_hint, "--dtype bfloat16", "a device with more memory") if h)
+            raise UnavailableError(f"{where}: out of memory; try {hints}") from None
+        raise UnavailableError(f"{where}: {one_line(exc)}") from None
 
 
 def _convert(method: str, key: str, text: str, hint: Any) -> Any:
