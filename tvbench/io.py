@@ -13,23 +13,39 @@ import io
 import json
 import math
 import os
+import secrets
 import shutil
 import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from PIL import Image
 
 PARTIAL_PREFIX = ".partial-"
+T = TypeVar("T")
+_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)  # O_BINARY: Windows
+
+
+def _partial_sibling(path: Path, create: Callable[[Path], T]) -> tuple[Path, T]:
+    """Create a fresh hidden ``.partial-<name>.<random>`` sibling of ``path`` with ``create`` (which must fail if the
+    name exists). Unlike ``tempfile``, whose files are private (0600), the permissions follow the umask, so
+    results and the shared feature cache read like any other file the user writes."""
+    for _ in range(100):
+        candidate = path.parent / f"{PARTIAL_PREFIX}{path.name}.{secrets.token_hex(6)}"
+        try:
+            return candidate, create(candidate)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{path.parent}: cannot create a temporary file for {path.name}")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that ``path`` is never observed half-written."""
+    """Write ``data`` to ``path`` so that ``path`` is never observed half-written; mode 0666 minus the umask."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=PARTIAL_PREFIX + path.name + ".", dir=path.parent)
+    tmp, fd = _partial_sibling(path, lambda name: os.open(name, _NEW_FILE_FLAGS, 0o666))
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -71,9 +87,8 @@ def build_folder_once(path: Path, build: Callable[[Path], None], done_marker: st
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_partials(path.parent, path.name + ".")
-    work = Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{path.name}.", dir=path.parent))
+    work, _ = _partial_sibling(path, lambda name: os.mkdir(name, 0o777))  # mode per the umask, like mkdir
     try:
-        os.chmod(work, 0o755)  # mkdtemp makes it private; a cache folder should read like any other
         build(work)
         if path.exists() and not (path / done_marker).is_file():
             aside = Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{path.name}.stale.", dir=path.parent))
