@@ -49,3 +49,52 @@ def test_bad_rows_are_reported_per_case(small_bench, tmp_path):
     without_source.save_to_disk(str(tmp_path / "nosource"))
     with pytest.raises(BenchmarkError, match="lacks column"):
         load_benchmark(tmp_path / "nosource")
+
+
+def _dataset_of_paths(folder, paths):
+    """A saved dataset whose image column holds raw {bytes, path} records (no embedded bytes), as crafted files can."""
+    import datasets
+
+    record = {"bytes": datasets.Value("binary"), "path": datasets.Value("string")}
+    features = datasets.Features({"id": datasets.Value("string"), "source": record})
+    rows = {"id": [f"c{k}" for k in range(len(paths))], "source": [{"bytes": None, "path": p} for p in paths]}
+    datasets.Dataset.from_dict(rows, features=features).save_to_disk(str(folder))
+    return folder
+
+
+def test_dataset_paths_outside_the_dataset_are_refused_and_never_exported(tmp_path):
+    from conftest import run_tvbench
+    from PIL import Image
+
+    secret = tmp_path / "secret.png"
+    Image.new("RGB", (16, 16), (200, 10, 10)).save(secret)
+    saved = _dataset_of_paths(tmp_path / "saved", [str(secret), "../secret.png"])
+    result = run_tvbench("validate", str(saved))
+    assert result.returncode == 1
+    assert "case 'c0': source: '" + str(secret) + "' points outside the dataset folder" in result.stderr
+    assert "case 'c1': source: '../secret.png' points outside" in result.stderr
+    exported = run_tvbench("data", "export", str(saved), str(tmp_path / "out"))
+    assert exported.returncode == 2 and "points outside" in exported.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_dataset_paths_inside_the_dataset_folder_are_read(tmp_path):
+    from PIL import Image
+
+    saved = _dataset_of_paths(tmp_path / "saved", ["images/a.png"])
+    (saved / "images").mkdir()
+    Image.new("RGB", (16, 16), (10, 200, 10)).save(saved / "images" / "a.png")
+    assert load_benchmark(saved)["c0"].open_image("source").getpixel((0, 0)) == (10, 200, 10)
+
+
+def test_hub_dataset_images_are_embedded_bytes_or_files_in_the_hf_cache(tmp_path):
+    from tvbench.cases.hf import _hub_cache_roots, _row_resolver
+    from tvbench.errors import CaseError
+
+    resolve = _row_resolver(_hub_cache_roots(), None, "the dataset's Hugging Face cache")
+    assert resolve("c0", "source", {"bytes": b"png", "path": "/etc/passwd"}).data == b"png"  # bytes win
+    inside = _hub_cache_roots()[0] / "org___name" / "a.png"
+    assert resolve("c0", "source", {"bytes": None, "path": str(inside)}).path == inside.resolve()
+    for path in ("/etc/passwd", str(tmp_path / "x.png"), "relative.png"):
+        with pytest.raises(CaseError, match="c0.*source"):
+            resolve("c0", "source", {"bytes": None, "path": path})

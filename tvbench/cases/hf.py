@@ -8,14 +8,17 @@ for every row.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from tvbench.cases.benchmark import Benchmark, build_benchmark
 from tvbench.cases.case import IMAGE_FIELDS, POINT_FIELDS, RECORD_FIELDS, TEXT_FIELDS, Case, ImageRef, parse_case
-from tvbench.errors import BenchmarkError, CaseError, UnavailableError
+from tvbench.errors import BenchmarkError, CaseError, UnavailableError, one_line
+from tvbench.progress import track
 
 DEFAULT_SPLIT = "test"
+HUB_PROBE_TIMEOUT_S = 10.0  # huggingface_hub's own default for metadata requests (HF_HUB_ETAG_TIMEOUT)
 _SAVE_TO_DISK_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
 
 
@@ -26,6 +29,21 @@ def _datasets():
         raise UnavailableError('reading Hugging Face datasets needs the `datasets` package '
                                '(install with: pip install "tvbench[hf]")') from None
     return datasets
+
+
+@contextmanager
+def _datasets_bars_off():
+    """Silence the datasets library's own progress bars (saving, casting) for the duration; tvbench shows its own
+    bar on stderr, and two bars for one job print a duplicated 100% line."""
+    from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    was_disabled = are_progress_bars_disabled()
+    disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not was_disabled:
+            enable_progress_bars()
 
 
 def is_saved_dataset(path: Path) -> bool:
@@ -44,9 +62,35 @@ def _pick_split(loaded: Any, split: str | None, where: str):
     return loaded[split]
 
 
+def check_hub_dataset(repo_id: str) -> None:
+    """Ask the hub about ``repo_id`` once, with a short timeout and no retries, before ``datasets`` does.
+
+    Without a network ``datasets.load_dataset`` retries with backoff for about half a minute, printing a line per
+    retry, before it fails; an unknown id costs the same. One request answers both at once. With
+    ``HF_HUB_OFFLINE`` set nothing is asked: ``datasets`` then reads the HF_HOME cache and fails at once.
+    """
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+    if constants.HF_HUB_OFFLINE:
+        return
+    try:
+        HfApi().dataset_info(repo_id, timeout=HUB_PROBE_TIMEOUT_S)
+    except RepositoryNotFoundError:
+        raise BenchmarkError(f"hf:{repo_id}: no such dataset on {constants.ENDPOINT} (a private or gated one needs "
+                             "HF_TOKEN or `hf auth login`)") from None
+    except HfHubHTTPError as exc:
+        raise BenchmarkError(f"hf:{repo_id}: the hub at {constants.ENDPOINT} refused: {one_line(exc)}") from None
+    except Exception as exc:  # the network layer's own errors (connection refused, DNS, timeout) vary by version
+        raise BenchmarkError(f"hf:{repo_id}: cannot reach the hub at {constants.ENDPOINT} ({one_line(exc)}); "
+                             "to use a copy in the HF_HOME cache, set HF_HUB_OFFLINE=1") from None
+
+
 def load_dataset_split(source: str, split: str | None = None):
     """A ``datasets.Dataset`` from a local ``save_to_disk`` folder or a hub id (or a local data folder)."""
     datasets = _datasets()
+    if not Path(source).exists():
+        check_hub_dataset(source)
     try:
         if is_saved_dataset(Path(source)):
             loaded = datasets.load_from_disk(source)
@@ -59,25 +103,60 @@ def load_dataset_split(source: str, split: str | None = None):
     return _pick_split(loaded, split, f"hf:{source}")
 
 
-def _row_resolver(case_id: str, field: str, value: Any) -> ImageRef:
-    if isinstance(value, dict) and (value.get("bytes") is not None or value.get("path")):
+def _hub_cache_roots() -> list[Path]:
+    """Where a hub dataset's own files live once downloaded (the only place its image paths may point)."""
+    import datasets.config
+    from huggingface_hub import constants
+
+    return [Path(datasets.config.HF_DATASETS_CACHE).resolve(), Path(constants.HF_HUB_CACHE).resolve()]
+
+
+def _row_resolver(roots: list[Path], base: Path | None, where: str):
+    """Images of dataset rows: embedded bytes, or a file inside ``roots`` (the dataset's folder, or for a hub
+    dataset the Hugging Face cache it was downloaded to). The folder format's containment rule: a row naming
+    ``/home/you/secret.png`` or ``../../x.png`` is refused, never read (``data export`` would copy it out).
+    Relative paths are relative to ``base``, the dataset's folder; a hub dataset has none."""
+
+    def resolve(case_id: str, field: str, value: Any) -> ImageRef:
+        if not isinstance(value, dict) or (value.get("bytes") is None and not value.get("path")):
+            raise CaseError(case_id, field, "must be a datasets Image feature (bytes or path)")
         if value.get("bytes") is not None:
             return ImageRef(label=f"{field} of row {case_id}", data=value["bytes"])
-        return ImageRef(label=value["path"], path=Path(value["path"]))
-    raise CaseError(case_id, field, "must be a datasets Image feature (bytes or path)")
+        raw = str(value["path"])
+        path = Path(raw)
+        if not path.is_absolute():
+            if base is None:
+                raise CaseError(case_id, field, f"{raw!r} is a relative path without embedded bytes in {where}")
+            path = base / path
+        try:
+            path = path.resolve()
+        except (OSError, RuntimeError) as exc:  # a symlink loop, an unreadable folder
+            raise CaseError(case_id, field, f"cannot resolve {raw!r} ({exc})") from None
+        if not any(path.is_relative_to(root) for root in roots):
+            raise CaseError(case_id, field, f"{raw!r} points outside {where}; images must be embedded bytes or "
+                                            "files inside it")
+        return ImageRef(label=raw, path=path)
+
+    return resolve
 
 
 def read_hf(source: str, split: str | None = None, spec: str | None = None) -> Benchmark:
     datasets = _datasets()
     table = load_dataset_split(source, split)
     spec = spec or f"hf:{source}"
+    if Path(source).exists():
+        base = Path(source).resolve()
+        resolver = _row_resolver([base], base, f"the dataset folder {source}")
+    else:
+        resolver = _row_resolver(_hub_cache_roots(), None, "the dataset's Hugging Face cache")
     missing = {"id", "source"} - set(table.column_names)
     if missing:
         raise BenchmarkError(f"{spec}: the dataset lacks column(s) {', '.join(sorted(missing))}; "
                              f"expected columns: {', '.join(RECORD_FIELDS)}")
     for column in IMAGE_FIELDS:
         if column in table.column_names and isinstance(table.features[column], datasets.Image):
-            table = table.cast_column(column, datasets.Image(decode=False))
+            with _datasets_bars_off():
+                table = table.cast_column(column, datasets.Image(decode=False))
     cases: list[Case] = []
     errors: list[CaseError] = []
     for number, row in enumerate(table, start=1):
@@ -92,18 +171,18 @@ def read_hf(source: str, split: str | None = None, spec: str | None = None) -> B
             if raw.get(name) == []:
                 raw.pop(name)
         try:
-            cases.append(parse_case(raw, _row_resolver, line=number))
+            cases.append(parse_case(raw, resolver, line=number))
         except CaseError as exc:
             errors.append(exc)
     name = source.rstrip("/").split("/")[-1]
     return build_benchmark(name, spec, cases, errors, {"hf_source": source, "split": split})
 
 
-def to_hf_dataset(bench: Benchmark):
+def to_hf_dataset(bench: Benchmark, progress: bool = False):
     """The benchmark as a ``datasets.Dataset`` with image bytes embedded (for ``save_to_disk`` or ``push_to_hub``)."""
     datasets = _datasets()
     columns: dict[str, list] = {name: [] for name in RECORD_FIELDS}
-    for case in bench.cases:
+    for case in track(bench.cases, "writing", enabled=progress):
         columns["id"].append(case.id)
         for name in IMAGE_FIELDS:
             ref = case.image(name)
@@ -123,6 +202,8 @@ def to_hf_dataset(bench: Benchmark):
     return datasets.Dataset.from_dict(columns, features=features)
 
 
-def write_hf(bench: Benchmark, out: Path) -> Path:
-    to_hf_dataset(bench).save_to_disk(str(out))
+def write_hf(bench: Benchmark, out: Path, progress: bool = False) -> Path:
+    dataset = to_hf_dataset(bench, progress=progress)
+    with _datasets_bars_off():
+        dataset.save_to_disk(str(out))
     return Path(out)
