@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
+import re
 import subprocess
 import sys
 
@@ -102,3 +104,80 @@ def test_cli_report_writes_every_format(summary, tmp_path):
                                  "--output", str(out)], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
         assert out.read_text() == render(build_leaderboard(summary), fmt)
+
+
+def test_partial_coverage_is_never_ranked_against_complete_columns(summary):
+    """tps24 at 5/23 once got the bold on DS_global: a mean over other cases is not comparable."""
+    summary["methods"]["partial"] = {"inputs": "T", "metrics": {"ds_global_tgt": stats(0.99, n=1),
+                                                                "lpips_tgt": stats(0.01, n=2)}}
+    board = build_leaderboard(summary)
+    cells = {r.method: r.cells for r in board.rows}
+    assert cells["partial"]["ds_global_tgt"].rank is None and cells["partial"]["lpips_tgt"].rank is None
+    assert cells["b"]["ds_global_tgt"].rank == 1 and cells["a"]["lpips_tgt"].rank == 1
+    for fmt in ("markdown", "html"):
+        text = render(board, fmt)
+        assert "0.9900 (1/3)" in text and "among the methods scored on every applicable case" in text
+    assert "**0.9900**" not in render(board, "markdown") and r"\textbf{0.9900}" not in render(board, "latex")
+
+
+# Hostile names (a method folder, a benchmark.json name) and what each format must turn them into.
+HOSTILE = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "a|b", "back\\slash", "new\nline",
+           "tilde~caret^", "&amp;", "50% $x$ #1 {y} under_score", "[link](javascript:alert(1))", "`code` *em*"]
+LATEX = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&", "#": r"\#", "%": r"\%",
+         "_": r"\_", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}",
+         ">": r"\textgreater{}", "|": r"\textbar{}", "\n": " "}
+
+
+def hostile_board(summary, name):
+    summary["methods"][name] = summary["methods"].pop("c")
+    summary["methods"][name]["inputs"] = name
+    summary["benchmark"]["name"] = name
+    return build_leaderboard(summary)
+
+
+def _table_lines(text):
+    return [line for line in text.splitlines() if line.startswith("|")]
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_markdown_shows_hostile_names_as_text(summary, name):
+    text = render(hostile_board(summary, name), "markdown")
+    assert "<script" not in text and "<img" not in text and not re.search(r"(?<!\\)\]\(javascript", text)
+    lines = _table_lines(text)
+    assert len(lines) == 2 + 5  # header, rule, five methods: no row broken by a | or a newline
+    cells = {len(re.split(r"(?<!\\)\|", line)) for line in lines}
+    assert len(cells) == 1, lines  # every row has as many unescaped | as the header
+    row = next(line for line in lines if line.startswith("| ") and "0.8000" in line)
+    shown = re.split(r"(?<!\\)\|", row)[1].strip()
+    unescaped = html.unescape(re.sub(r"\\(.)", r"\1", shown))
+    assert unescaped == name.replace("\n", " ")
+
+
+@pytest.mark.parametrize("char", sorted(LATEX))
+def test_latex_escapes_every_special_character(summary, char):
+    name = f"m{char}x"
+    text = render(hostile_board(summary, name), "latex")
+    assert f"m{LATEX[char]}x & m{LATEX[char]}x &" in text
+    head = text.split(r"\begin{tabular}")[0].splitlines()
+    assert all(line.startswith("%") for line in head), head  # a newline never escapes the comment
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_html_csv_and_json_keep_hostile_names_inert_and_exact(summary, name):
+    board = hostile_board(summary, name)
+    page = render(board, "html")
+    assert "<script" not in page and "<img" not in page and html.escape(name) in page
+    assert "Best in bold, second underlined" in page  # the legend the Markdown has
+    rows = list(csv.DictReader(io.StringIO(render(board, "csv"))))
+    assert name in [row["method"] for row in rows]
+    assert name in [row["method"] for row in json.loads(render(board, "json"))["rows"]]
+
+
+def test_cli_report_of_hostile_names_holds_no_live_markup(summary, tmp_path):
+    hostile_board(summary, "<script>x</script>|")
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    from conftest import run_tvbench
+
+    result = run_tvbench("report", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "<script>" not in result.stdout and "&lt;script&gt;x&lt;/script&gt;\\|" in result.stdout

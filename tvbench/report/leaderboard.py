@@ -1,8 +1,9 @@
 """The leaderboard model: methods x metrics from a scoring summary, ranked per column.
 
 Ranking follows the paper's Table 1: per metric, the best value is bold and the second underlined,
-direction-aware. Methods that read the ground truth (the ``oracle``; input ``GT``) are listed last and never
-ranked, since they bound the metrics rather than compete.
+direction-aware, among the methods scored on every applicable case (so all on the same cases). Methods that
+read the ground truth (the ``oracle``; input ``GT``) are listed last and never ranked, since they bound the
+metrics rather than compete.
 """
 
 from __future__ import annotations
@@ -82,13 +83,19 @@ def _ordered_metrics(metrics: dict) -> list[str]:
     return known + [name for name in metrics if name not in known]
 
 
+def _rankable(row: Row, column: Column) -> bool:
+    """Competing, scored, and scored on every applicable case: a mean over a subset of the cases (5 of 23) is not
+    comparable with means over all of them, so it is shown with its coverage but never bolded."""
+    cell = row.cells[column.name]
+    return row.ranked and cell.mean is not None and not cell.partial
+
+
 def _rank(rows: list[Row], column: Column) -> None:
-    values = sorted({row.cells[column.name].mean for row in rows
-                     if row.ranked and row.cells[column.name].mean is not None},
+    values = sorted({row.cells[column.name].mean for row in rows if _rankable(row, column)},
                     reverse=column.higher_is_better)
     for row in rows:
         cell = row.cells[column.name]
-        if row.ranked and cell.mean is not None and cell.mean in values[:2]:
+        if _rankable(row, column) and cell.mean in values[:2]:
             cell.rank = values.index(cell.mean) + 1
 
 
