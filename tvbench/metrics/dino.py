@@ -7,7 +7,8 @@ from typing import ClassVar
 import numpy as np
 
 from tvbench.metrics.base import OK, Metric, MetricResult
-from tvbench.metrics.functional import disc_mask, ds_global, ds_local, patch_mask
+# The formulas (tvbench.metrics.functional) need torch: they are imported inside compute(), so that reading a
+# metric's declaration (`tvbench ls`, reports) does not load torch.
 
 DERIVED_MASK_RADIUS = 0.1  # fraction of the image's long side
 
@@ -25,20 +26,24 @@ class DSGlobalTarget(Metric):
     features = frozenset({("target", "global"), ("edit", "global")})
 
     def compute(self, ctx) -> float:
-        return ds_global(ctx.dino("target").cls, ctx.dino("edit").cls)
+        from tvbench.metrics import functional as F
+
+        return F.ds_global(ctx.dino("target").cls, ctx.dino("edit").cls)
 
 
 def reference_mask(ctx, role: str) -> tuple[np.ndarray, str | None]:
     """The mask of the edited region on the ``role`` image ("source" or "target"), and how it was derived if the
     case has none: discs of radius 0.1 x the long side around the drag points on that image (handles on the
     source, targets on the target)."""
+    from tvbench.metrics import functional as F
+
     case, size = ctx.case, ctx.image(role).size
     mask_role = "mask_source" if role == "source" else "mask_target"
     if case.image(mask_role) is not None:
         return ctx.mask(mask_role), None
     radius = DERIVED_MASK_RADIUS * max(size)
     centres = [(p[0], p[1]) if role == "source" else (p[2], p[3]) for p in case.points]
-    return disc_mask(centres, size, radius), f"no {mask_role}: discs of radius {radius:g} px around the drag points"
+    return F.disc_mask(centres, size, radius), f"no {mask_role}: discs of radius {radius:g} px around the drag points"
 
 
 class _DSLocal(Metric):
@@ -58,9 +63,11 @@ class _DSLocal(Metric):
         return reason
 
     def compute(self, ctx) -> MetricResult:
+        from tvbench.metrics import functional as F
+
         reference = ctx.dino(self.role).patches
         mask, derived = reference_mask(ctx, self.role)
-        value = ds_local(reference, ctx.dino("edit").patches, patch_mask(mask, tuple(reference.shape[:2])))
+        value = F.ds_local(reference, ctx.dino("edit").patches, F.patch_mask(mask, tuple(reference.shape[:2])))
         return MetricResult(value, OK, derived, {"mask": "derived"} if derived else None)
 
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 from PIL import Image
 
 from tvbench.metrics.base import OK, Metric, MetricResult
-from tvbench.metrics.functional import matching_distances
+# The formulas (tvbench.metrics.functional) need torch: they are imported inside compute(), so that reading a
+# metric's declaration (`tvbench ls`, reports) does not load torch.
 
 IF_SIZE = (224, 224)
 
@@ -34,6 +35,8 @@ class _DragBenchMD(Metric):
         raise NotImplementedError
 
     def compute(self, ctx) -> MetricResult:
+        from tvbench.metrics.functional import matching_distances
+
         edit = ctx.edit_resized(Image.BILINEAR)
         source_grid, edit_grid = self.grids(ctx, edit)
         distances = matching_distances(source_grid, edit_grid, ctx.case.points, edit.size, restricted=False,

@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 from tvbench.metrics.base import OK, Metric, MetricResult
-from tvbench.metrics.functional import matching_distances
+# The formulas (tvbench.metrics.functional) need torch: they are imported inside compute(), so that reading a
+# metric's declaration (`tvbench ls`, reports) does not load torch.
 
 
 class _MatchingDistance(Metric):
@@ -25,6 +26,8 @@ class _MatchingDistance(Metric):
     reference = "Sec. 4.2"
 
     def compute(self, ctx) -> MetricResult:
+        from tvbench.metrics.functional import matching_distances
+
         pairs = getattr(ctx.case, self.field)
         distances = matching_distances(ctx.match_grid("source"), ctx.match_grid("edit"), pairs, ctx.edit.size)
         return MetricResult(float(distances.mean()), OK, extra={"points": len(pairs)})
