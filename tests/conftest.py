@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -71,3 +74,17 @@ def shifted_cases(n: int = 3, width: int = 96, height: int = 80) -> tuple[list[d
 def small_bench(tmp_path) -> Path:
     records, images = shifted_cases()
     return write_bench(tmp_path / "bench", records, images)
+
+
+def tvbench_command() -> list[str]:
+    """The installed ``tvbench`` entry point (the console script beside this interpreter), as users run it."""
+    script = Path(sys.executable).parent / ("tvbench.exe" if os.name == "nt" else "tvbench")
+    found = str(script) if script.is_file() else shutil.which("tvbench")
+    assert found, "the tvbench console script is not installed beside this Python"
+    return [found]
+
+
+def run_tvbench(*args: str, cwd: Path | None = None, env: dict | None = None,
+                timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([*tvbench_command(), *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, **(env or {})}, timeout=timeout)

@@ -71,9 +71,11 @@ def test_cli_scores_pf_and_cp_and_a_rerun_sends_nothing(results, monkeypatch):
     assert summary["scorer"]["models"]["judge"]["model"] == "test-judge"
     assert summary["judge"]["this_run"]["requests"] == 0 and summary["judge"]["this_run"]["cache_hits"] == 12
     assert summary["judge"]["server"] == server.base_url
-    everything = first.output + again.output + (results / "scores.jsonl").read_text() + json.dumps(summary)
+    board = runner.invoke(app, ["report", str(results)])
+    everything = first.output + again.output + board.output + (results / "scores.jsonl").read_text() \
+        + json.dumps(summary)
     assert "sk-never-shown" not in everything
-    assert "(3/3)" in first.output  # coverage next to PF/CP even when complete
+    assert "(3/3)" in board.output  # coverage next to PF/CP even when complete
 
 
 def test_low_coverage_is_flagged_and_errors_are_retried_on_rerun(results):

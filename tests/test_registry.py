@@ -47,7 +47,7 @@ def test_ls_survives_broken_methods(broken_methods):
     result = CliRunner().invoke(app, ["ls"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "needs-missing-dep" in result.output and "crashes-on-import" in result.output
-    assert "tps-warp" in result.output and "ds_global_tgt" in result.output and "higher ↑" in result.output
+    assert "tps-warp" in result.output and "ds_global_tgt" in result.output and "DS_global^tgt ↑" in result.output
 
 
 def test_entry_point_plugins_are_found(monkeypatch):

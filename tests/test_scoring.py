@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -191,3 +193,73 @@ def test_a_killed_scoring_run_keeps_its_rows(results, monkeypatch):
     monkeypatch.setattr(Scorer, "score", original)
     summary = score_results(results, SMOKE, progress=False)
     assert summary["methods"]["oracle"]["metrics"]["ds_global_tgt"]["n"] == 3
+
+
+def test_outside_edits_in_any_image_format_and_misnamed_files_are_named(small_bench, results, tmp_path):
+    mine = tmp_path / "mine" / "my-method"
+    mine.mkdir(parents=True)
+    Image.open(results / "oracle" / "case-0.png").save(mine / "case-0.jpg", quality=95)
+    Image.open(results / "oracle" / "case-1.png").save(mine / "case-1.webp", lossless=True)
+    shutil.copy(results / "oracle" / "case-2.png", mine / "Case_2.png")  # a near miss: not scored, but named
+    (mine / "notes.png").write_bytes(b"")  # no case of that name at all
+    summary = score_results(mine.parent, SMOKE, bench_spec=str(small_bench), progress=False)
+    info = summary["methods"]["my-method"]
+    assert info["unmatched_files"] == ["Case_2.png (did you mean case-2.png?)", "notes.png"]
+    stats = info["metrics"]["ds_global_tgt"]
+    assert (stats["n"], stats["status_counts"]["missing"]) == (2, 1)
+    assert stats["mean"] == pytest.approx(1.0, abs=0.05)  # the oracle's images, through JPEG and WebP
+    (mine / "case-0.png").write_bytes((results / "oracle" / "case-0.png").read_bytes())
+    with pytest.raises(ResultsError, match="case 'case-0' has two edits, case-0.jpg and case-0.png"):
+        score_results(mine.parent, SMOKE, bench_spec=str(small_bench), progress=False)
+
+
+def test_a_folder_whose_images_name_no_case_is_an_error_not_zero_coverage(small_bench, results, tmp_path):
+    mine = tmp_path / "mine" / "my-method"
+    mine.mkdir(parents=True)
+    for path in (results / "oracle").glob("*.png"):
+        shutil.copy(path, mine / f"{path.stem.upper()}.png")
+    with pytest.raises(ResultsError, match=r"none of its 3 image\(s\) is named <case_id>.<ext> after a case of "
+                                           r"bench: CASE-0.png \(did you mean case-0.png\?\)"):
+        score_results(mine.parent, SMOKE, bench_spec=str(small_bench), progress=False)
+
+
+def test_a_second_scorer_of_the_same_folder_fails_at_once_or_waits(results):
+    from tvbench.locks import folder_lock
+
+    with folder_lock(results, "score"):
+        with pytest.raises(ResultsError, match=r"another `tvbench score` is writing here \(pid \d+ on .*--wait"):
+            score_results(results, SMOKE, progress=False)
+    assert not (results / "scores.jsonl").exists()
+    messages = []
+    holder = threading.Thread(target=_hold_lock_briefly, args=(results, 0.5))
+    holder.start()
+    time.sleep(0.1)
+    summary = score_results(results, SMOKE, progress=False, wait=True, on_wait=messages.append)
+    holder.join()
+    assert len(messages) == 1 and "waiting for another `tvbench score`" in messages[0]
+    assert summary["methods"]["oracle"]["metrics"]["lpips_tgt"]["n"] == 3
+
+
+def _hold_lock_briefly(folder, seconds):
+    from tvbench.locks import folder_lock
+
+    with folder_lock(folder, "score"):
+        time.sleep(seconds)
+
+
+def test_cli_names_unscored_edits_and_exits_1_when_one_cannot_be_decoded(small_bench, results, tmp_path):
+    from conftest import run_tvbench
+
+    mine = tmp_path / "mine" / "my-method"
+    mine.mkdir(parents=True)
+    shutil.copy(results / "oracle" / "case-0.png", mine / "Case_0.png")
+    shutil.copy(results / "oracle" / "case-1.png", mine / "case-1.png")
+    (mine / "case-2.png").write_bytes(b"\x89PNG not really")
+    result = run_tvbench("score", str(mine.parent), "--bench", str(small_bench), "--smoke", "--metrics",
+                         "ds_global_tgt", "--resolution", "64", "--feature-cache", "off", "--device", "cpu", "-q")
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.splitlines()
+    assert "warning: my-method: not named after a case of the benchmark, not scored: Case_0.png (did you mean " \
+           "case-0.png?)" in lines
+    assert any(line.startswith("error: my-method: case 'case-2': cannot decode case-2.png") for line in lines)
+    assert result.stdout == ""  # the leaderboard is `tvbench report`'s job

@@ -109,12 +109,14 @@ def build_folder_once(path: Path, build: Callable[[Path], None], done_marker: st
 
 
 @contextmanager
-def file_lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path, on_busy: Callable[[], None] | None = None) -> Iterator[None]:
     """Hold an exclusive advisory lock on ``path`` (created if missing) across processes; POSIX only.
 
     Atomic writes keep a file whole, but a read-then-write (a manifest rebuilt from the files on disk) by two
     processes can still land the older view last; taking this lock around the pair orders them. Where
-    ``fcntl`` does not exist (Windows) the block runs unlocked.
+    ``fcntl`` does not exist (Windows) the block runs unlocked. When another process holds the lock,
+    ``on_busy`` is called once before waiting for it, and may raise to give up instead. The OS releases the
+    lock when its holder exits, even on ``kill -9``: no stale lock survives a crash.
     """
     try:
         import fcntl
@@ -125,7 +127,12 @@ def file_lock(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_busy is not None:
+                on_busy()
+            fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock

@@ -11,10 +11,10 @@ from tvbench.cli.app import data_app, say
 from tvbench.errors import ConfigError, TvbenchError
 
 
-@data_app.command("export")
+@data_app.command("export", short_help="Write a benchmark as a folder or a Hugging Face dataset.")
 def export(
-    bench: str = typer.Argument(..., help="'sample', a benchmark folder, or hf:ID[@split]."),
-    out: Path = typer.Argument(..., help="Destination folder."),
+    bench: str = typer.Argument(..., metavar="BENCH", help="'sample', a benchmark folder, or hf:ID[@split]."),
+    out: Path = typer.Argument(..., metavar="OUT", help="Destination folder."),
     fmt: str = typer.Option("folder", "--format", "-f", help="folder (cases.jsonl + images) or hf (save_to_disk)."),
     overwrite: bool = typer.Option(False, help="Replace an existing benchmark at the destination."),
 ) -> None:
@@ -27,14 +27,14 @@ def export(
     elif fmt == "hf":
         if out.exists() and any(out.iterdir()) and not overwrite:
             raise TvbenchError(f"{out}: not empty; pass --overwrite to replace it")
-        write_hf(benchmark, out)
+        write_hf(benchmark, out, progress=True)
     else:
         raise ConfigError(f"--format {fmt!r}: choose folder or hf")
     say(f"wrote {len(benchmark)} cases to {out} ({fmt}), hash {benchmark.hash}")
 
 
 # --- data import (importers subpackage) ---
-@data_app.command("import")
+@data_app.command("import", short_help="Import DragBench, Drag100 or a Hugging Face dataset.")
 def import_(
     fmt: Optional[str] = typer.Argument(None, metavar="FORMAT", help="dragbench, drag100 or hf; omit to list them."),
     src: Optional[str] = typer.Argument(None, metavar="SRC", help="The folder (or hf:ID) to import."),

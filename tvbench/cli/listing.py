@@ -3,44 +3,61 @@
 from __future__ import annotations
 
 import typer
-from rich.markup import escape
+from rich import box
 from rich.table import Table
 
 from tvbench.cli.app import app, console, say
 from tvbench.errors import ConfigError
 
 
-@app.command("ls")
-def list_components(what: str = typer.Argument("all", help="methods, metrics or all.")) -> None:
+def _table(title: str, columns: dict[str, bool], rows: list[tuple[str, ...]]) -> Table:
+    """A borderless table whose identifier columns (``columns[header]`` true) are never wrapped or cut.
+
+    Users type these names (``ds_global_tgt``), so they must survive an 80-column pipe whole; the prose columns
+    wrap at spaces instead, and fold (never cut) a word longer than their width.
+    """
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for index, (header, identifier) in enumerate(columns.items()):
+        longest_word = max((len(word) for row in rows for word in row[index].split()), default=0)
+        table.add_column(header, no_wrap=identifier, overflow="fold",
+                         min_width=max(len(row[index]) for row in rows) if identifier and rows else longest_word)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+@app.command("ls", short_help="List methods and metrics.")
+def list_components(what: str = typer.Argument("all", metavar="WHAT", help="methods, metrics or all.")) -> None:
     """List methods (inputs as in Table 1, availability) and metrics (direction, range, needs)."""
     if what not in ("all", "methods", "metrics"):
         raise ConfigError(f"tvbench ls {what!r}: choose methods, metrics or all")
     if what in ("all", "methods"):
         from tvbench.methods import list_methods
 
-        table = Table("method", "input", "available", "about", title="methods (input: M mask, P prompt, "
-                      "T trajectory, I instruction, GT ground truth)")
+        rows = []
         for info in list_methods():
-            status = "[green]yes[/green]" if info.available else "[red]no[/red]"
             about = info.summary if info.available else info.reason
             if info.origin != "tvbench" and info.origin.split()[-1] not in about:  # where it comes from, once
                 about = f"{about} [{info.origin}]"
-            table.add_row(info.name, info.inputs, status, escape(about))  # brackets are text, not rich markup
-        console.print(table)
+            rows.append((info.name, info.inputs, "yes" if info.available else "no", about))
+        console.print(_table("methods (input: M mask, P prompt, T trajectory, I instruction, GT ground truth)",
+                             {"method": True, "input": True, "available": True, "about": False}, rows))
     if what in ("all", "metrics"):
         from tvbench.metrics import METRICS
 
-        table = Table("metric", "label", "better", "range", "needs", "paper", title="metrics")
+        rows = []
         for name in METRICS.names():
             spec = METRICS.load(name)
             low, high = spec.range
-            table.add_row(name, spec.label, "higher ↑" if spec.higher_is_better else "lower ↓", f"[{low:g}, {high:g}]",
-                          ", ".join(sorted(spec.requires | spec.models)), spec.reference)
-        console.print(table)
+            rows.append((name, f"{spec.label} {'↑' if spec.higher_is_better else '↓'}", f"[{low:.3g}, {high:.3g}]",
+                         ", ".join(sorted(spec.requires | spec.models)), spec.reference.partition(";")[0]))
+        console.print(_table("metrics (↑ higher is better, ↓ lower)",
+                             {"metric": True, "label": False, "range": True, "needs": False, "paper": False}, rows))
 
 
-@app.command()
-def validate(bench: str = typer.Argument(..., help="'sample', a benchmark folder, or hf:ID[@split].")) -> None:
+@app.command(short_help="Check every case of a benchmark.")
+def validate(bench: str = typer.Argument(..., metavar="BENCH",
+                                         help="'sample', a benchmark folder, or hf:ID[@split].")) -> None:
     """Check every case of a benchmark; print one line per problem; exit 1 if any."""
     from tvbench.cases.loaders import read_benchmark
 

@@ -12,9 +12,10 @@ from rich.table import Table
 from tvbench.cli.app import app, console, say
 
 
-@app.command()
+@app.command(short_help="Print or write the leaderboard.")
 def report(
-    results: Path = typer.Argument(Path("results"), help="Results root holding summary.json, or the file itself."),
+    results: Path = typer.Argument(Path("results"), metavar="RESULTS",
+                                    help="Results root holding summary.json, or the file itself."),
     fmt: str = typer.Option("markdown", "--format", "-f", help="markdown, latex, csv, json or html."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
 ) -> None:
@@ -30,11 +31,13 @@ def report(
         say(f"wrote {output}")
 
 
-@app.command()
+@app.command(short_help="Exit 1 when a score is worse than a baseline.")
 def gate(
-    scores: Path = typer.Argument(..., help="summary.json (or the results folder holding it) to check."),
+    scores: Path = typer.Argument(..., metavar="SCORES",
+                                  help="summary.json (or the results folder holding it) to check."),
     baseline: Path = typer.Option(..., "--baseline", help="The summary.json to compare against."),
-    tolerance: list[str] = typer.Option([], help="METRIC=VALUE, or VALUE for every metric (default 1e-4)."),
+    tolerance: list[str] = typer.Option([], metavar="METRIC=VALUE",
+                                        help="METRIC=VALUE, or VALUE for every metric (default 1e-4)."),
     two_sided: bool = typer.Option(False, help="Also fail when a score got better (detects any drift)."),
 ) -> None:
     """Exit 1 when any method's metric is worse than the baseline beyond tolerance."""

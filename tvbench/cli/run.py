@@ -25,7 +25,7 @@ def run(
     shard: Optional[str] = typer.Option(None, help="K/N: run the K-th of N shards (by a hash of the case id). Under "
                                                    "torchrun or accelerate launch, the processes share it."),
     seed: int = typer.Option(0, help="Seed passed to the method for every case."),
-    settings: list[str] = typer.Option([], "--set", help="Method option key=value (repeatable)."),
+    settings: list[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="Method option key=value (repeatable)."),
     run_name: Optional[str] = typer.Option(None, help="Folder name of the run (default: the method name)."),
     overwrite: bool = typer.Option(False, help="Replace an existing, different run in the same folder."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps (not part of the run's identity)."),

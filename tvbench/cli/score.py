@@ -11,9 +11,10 @@ from tvbench.cli.app import _split, app, say
 from tvbench.errors import ConfigError
 
 
-@app.command()
+@app.command(short_help="Score edits with the TV-Edit-Bench metrics.")
 def score(
-    results: Path = typer.Argument(Path("results"), help="Results root (method folders) or one folder of edits."),
+    results: Path = typer.Argument(Path("results"), metavar="RESULTS",
+                                    help="Results root (method folders) or one folder of edits."),
     bench: Optional[str] = typer.Option(None, "--bench", "-b", help="Benchmark, needed for edits made elsewhere."),
     metrics: Optional[str] = typer.Option(None, help="Comma-separated metric names (default: all image metrics)."),
     backbone: Optional[str] = typer.Option(None, help="DINOv3: hub id (timm or transformers) or local folder."),
@@ -29,6 +30,8 @@ def score(
     dtype: str = typer.Option("float32", help="DINOv3 precision: float32, bfloat16 or float16."),
     rescore: bool = typer.Option(False, help="Recompute every row instead of reusing earlier ones."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    wait: bool = typer.Option(False, "--wait", help="If another tvbench score is writing RESULTS, start when it is "
+                                                    "done instead of failing."),
     # --- judge metrics (pf, cp, pf_drag, cp_drag; tvbench/judge/). API key: $TVBENCH_JUDGE_API_KEY or $OPENAI_API_KEY
     judge_base_url: Optional[str] = typer.Option(None, envvar="TVBENCH_JUDGE_BASE_URL",
                                                  help="Judge: OpenAI-compatible base URL, e.g. http://localhost:8000/v1."),
@@ -50,9 +53,15 @@ def score(
     judge_coverage_threshold: float = typer.Option(0.95, help="Judge: flag aggregates below this coverage."),
     # --- end judge ---
 ) -> None:
-    """Score every method folder with the TV-Edit-Bench metrics; writes scores.jsonl and summary.json."""
+    """Score every method folder with the TV-Edit-Bench metrics; writes scores.jsonl and summary.json.
+
+    The leaderboard is `tvbench report RESULTS`. Exits 1 when an edit could not be scored (each is named on
+    stderr; the rows say why).
+    """
+    from tvbench.device import dtype_name, resolve_device
+
+    device, dtype = resolve_device(device), dtype_name(dtype)  # a missing GPU is one line before anything loads
     from tvbench.features import DEFAULT_BACKBONE, DEFAULT_RESOLUTION, RANDOM_BACKBONES
-    from tvbench.report import build_leaderboard, render
     from tvbench.scoring import SCORES_FILE, SUMMARY_FILE, ScoringConfig, score_results
 
     if smoke and backbone and backbone not in RANDOM_BACKBONES:
@@ -71,12 +80,36 @@ def score(
         coverage_threshold=judge_coverage_threshold)
     if judge_repeats > 1 and judge_temperature == 0:
         say("note: --judge-repeats at --judge-temperature 0 asks one deterministic question several times")
-    summary = score_results(results, config, bench_spec=bench, progress=not quiet)
-    typer.echo(render(build_leaderboard(summary), "markdown"), nl=False)
-    say(f"wrote {results / SCORES_FILE} and {results / SUMMARY_FILE}")
+    summary = score_results(results, config, bench_spec=bench, progress=not quiet, wait=wait, on_wait=say)
+    for method, info in summary["methods"].items():
+        for name in info.get("unmatched_files", []):
+            say(f"warning: {method}: not named after a case of the benchmark, not scored: {name}")
+    errors = _error_rows(results / SCORES_FILE)
+    say(f"wrote {results / SCORES_FILE} and {results / SUMMARY_FILE}; `tvbench report {results}` shows the "
+        "leaderboard")
     judge_run = (summary.get("judge") or {}).get("this_run")
     if judge_run:  # judge metrics: what the run cost, and whether a rerun has something to retry
         cost = f", ${judge_run['cost_usd']:.4f}" if judge_run.get("cost_usd") is not None else ""
         say(f"judge: {judge_run['requests']} requests ({judge_run['retries']} retries), {judge_run['cache_hits']} "
             f"cached, {judge_run['tokens']['prompt']}+{judge_run['tokens']['completion']} tokens{cost}; "
             f"{judge_run['failed_requests']} failed (rerun to retry them)")
+    if errors:
+        raise typer.Exit(1)
+
+
+def _error_rows(scores: Path, shown: int = 10) -> int:
+    """Say which edits could not be scored (one line per method and case), and return how many rows errored."""
+    from tvbench.io import read_jsonl
+    from tvbench.metrics import ERROR
+
+    failed: dict[tuple[str, str], str] = {}
+    count = 0
+    for row in read_jsonl(scores):
+        if row.get("status") == ERROR:
+            count += 1
+            failed.setdefault((row["method"], row["case"]), str(row.get("detail") or "error"))
+    for (method, case), detail in list(failed.items())[:shown]:
+        say(f"error: {method}: case {case!r}: {detail}")
+    if len(failed) > shown:
+        say(f"error: ... and {len(failed) - shown} more edit(s) with errors; see {scores}")
+    return count

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Callable
 
 from PIL import Image, UnidentifiedImageError
 
@@ -15,13 +16,14 @@ from tvbench.cases import Case
 from tvbench.errors import CaseError, one_line
 from tvbench.features import FeatureStore
 from tvbench.io import atomic_write_json, atomic_write_text, jsonl_line
+from tvbench.locks import folder_lock
 from tvbench.metrics import Metric
 from tvbench.progress import track
 from tvbench.provenance import environment, now
 from tvbench.scoring.aggregation import aggregate
 from tvbench.scoring.config import ScoringConfig
 from tvbench.scoring.context import CaseImages
-from tvbench.scoring.edits import file_sha, fit_edit, open_edit
+from tvbench.scoring.edits import bind_edit_files, file_sha, fit_edit, open_edit
 from tvbench.scoring.files import CACHE_FILE, SCORES_FILE, SCORES_SCHEMA_VERSION, SUMMARY_FILE
 from tvbench.scoring.rows import ERROR, MetricResult, ScoreMemo, make_row
 from tvbench.scoring.runs import MethodRun, discover_runs, resolve_benchmark
@@ -89,12 +91,22 @@ def score_case(scorer: Scorer, case: Case, runs: list[MethodRun], memo: ScoreMem
 
 
 def score_results(results: Path, config: ScoringConfig | None = None, bench_spec: str | None = None,
-                  progress: bool = True) -> dict:
-    """Score every method folder under ``results``; write rows and summary there; return the summary."""
-    results = Path(results)
+                  progress: bool = True, *, wait: bool = False, on_wait: Callable[[str], None] | None = None) -> dict:
+    """Score every method folder under ``results``; write rows and summary there; return the summary.
+
+    One scorer per folder at a time (:func:`~tvbench.locks.folder_lock`): another one fails at once naming the
+    holder, or with ``wait`` starts when the holder is done, so no scorer's rows are overwritten unseen.
+    """
+    discover_runs(results)  # a missing or empty folder is reported as such before a lock file is made in it
+    with folder_lock(Path(results), "score", wait=wait, on_wait=on_wait):
+        return _score_results(Path(results), config, bench_spec, progress)
+
+
+def _score_results(results: Path, config: ScoringConfig | None, bench_spec: str | None, progress: bool) -> dict:
     config = config or ScoringConfig()
     runs = discover_runs(results)
     bench = resolve_benchmark(runs, bench_spec, progress=progress)
+    bind_edit_files(runs, [case.id for case in bench.cases], bench.name)
     scorer = Scorer(config)
     memo = ScoreMemo(results / CACHE_FILE, enabled=not config.rescore)
     store = scorer.new_store()

@@ -9,8 +9,9 @@ from tvbench.cases import Benchmark, load_benchmark
 from tvbench.errors import ResultsError
 from tvbench.io import iter_files
 from tvbench.runner import read_manifest
+from tvbench.scoring.edits import IMAGE_SUFFIXES, EditFiles
 
-EDIT_SUFFIXES = (".png",)
+EDIT_SUFFIXES = IMAGE_SUFFIXES  # any usual image format, matched to cases in tvbench.scoring.edits
 
 
 @dataclass
@@ -20,15 +21,18 @@ class MethodRun:
     name: str
     folder: Path
     manifest: dict | None = None
+    files: EditFiles | None = None  # the folder's images matched to cases (bind_edit_files)
 
     def edit_path(self, case_id: str) -> Path:
-        return self.folder / f"{case_id}.png"
+        found = self.files.by_case.get(case_id) if self.files is not None else None
+        return found or self.folder / f"{case_id}.png"
 
     def describe(self) -> dict:
         manifest = self.manifest or {}
         return {"method": manifest.get("method", self.name), "inputs": manifest.get("inputs", "?"),
                 "config_hash": manifest.get("config_hash"), "seed": manifest.get("seed"),
-                "folder": self.folder.name, "source": "tvbench run" if self.manifest else "external edits"}
+                "folder": self.folder.name, "source": "tvbench run" if self.manifest else "external edits",
+                **({"unmatched_files": self.files.unmatched} if self.files and self.files.unmatched else {})}
 
 
 def _has_edits(folder: Path) -> bool:
