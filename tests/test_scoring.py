@@ -248,16 +248,20 @@ def _hold_lock_briefly(folder, seconds):
 
 
 def test_cli_names_unscored_edits_and_exits_1_when_one_cannot_be_decoded(small_bench, results, tmp_path):
-    from conftest import run_tvbench
+    from typer.testing import CliRunner
+
+    from tvbench.cli.app import app
 
     mine = tmp_path / "mine" / "my-method"
     mine.mkdir(parents=True)
     shutil.copy(results / "oracle" / "case-0.png", mine / "Case_0.png")
     shutil.copy(results / "oracle" / "case-1.png", mine / "case-1.png")
     (mine / "case-2.png").write_bytes(b"\x89PNG not really")
-    result = run_tvbench("score", str(mine.parent), "--bench", str(small_bench), "--smoke", "--metrics",
-                         "ds_global_tgt", "--resolution", "64", "--feature-cache", "off", "--device", "cpu", "-q")
-    assert result.returncode == 1, result.stderr
+    # In process: scoring's exit code and messages are the command's own, not the entry point's (test_cli.py).
+    result = CliRunner().invoke(app, ["score", str(mine.parent), "--bench", str(small_bench), "--smoke", "--metrics",
+                                      "ds_global_tgt", "--resolution", "64", "--feature-cache", "off", "--device",
+                                      "cpu", "-q"])
+    assert result.exit_code == 1, result.output
     lines = result.stderr.splitlines()
     assert "warning: my-method: not named after a case of the benchmark, not scored: Case_0.png (did you mean " \
            "case-0.png?)" in lines

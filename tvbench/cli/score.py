@@ -58,9 +58,11 @@ def score(
     The leaderboard is `tvbench report RESULTS`. Exits 1 when an edit could not be scored (each is named on
     stderr; the rows say why).
     """
-    from tvbench.device import dtype_name, resolve_device
+    from tvbench.device import dtype_name, one_cpu_thread_for_small_models, resolve_device
 
     device, dtype = resolve_device(device), dtype_name(dtype)  # a missing GPU is one line before anything loads
+    if smoke and device == "cpu":
+        one_cpu_thread_for_small_models()
     from tvbench.features import DEFAULT_BACKBONE, DEFAULT_RESOLUTION, RANDOM_BACKBONES
     from tvbench.scoring import SCORES_FILE, SUMMARY_FILE, ScoringConfig, score_results
 
