@@ -107,12 +107,13 @@ def _child_cpu_seconds(command: list[str]) -> float:
 
 
 def test_ls_imports_no_heavy_stack_and_costs_about_an_import(tmp_path):
-    traced = subprocess.run([sys.executable, "-X", "importtime", "-m", "tvbench", "ls"], capture_output=True,
-                            text=True, timeout=120)
-    assert traced.returncode == 0, traced.stderr
-    imported = {line.split("|")[-1].strip().split(".")[0] for line in traced.stderr.splitlines()
-                if line.startswith("import time:")}
-    assert not imported & set(HEAVY), sorted(imported & set(HEAVY))
+    for command in (["ls"], ["--help"]):
+        traced = subprocess.run([sys.executable, "-X", "importtime", "-m", "tvbench", *command], capture_output=True,
+                                text=True, timeout=120)
+        assert traced.returncode == 0, traced.stderr
+        imported = {line.split("|")[-1].strip().split(".")[0] for line in traced.stderr.splitlines()
+                    if line.startswith("import time:")}
+        assert not imported & set(HEAVY), (command, sorted(imported & set(HEAVY)))
     # CPU seconds, not wall time: a loaded machine slows both alike. Before, listing cost ~3 s of CPU (torch).
     baseline = _child_cpu_seconds([sys.executable, "-c", "import tvbench"])
     listing = _child_cpu_seconds([*tvbench_command(), "ls"])

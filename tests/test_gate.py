@@ -95,3 +95,15 @@ def test_cli_gate_exit_codes(baseline, tmp_path):
     assert passed.returncode == 0 and "gate passed" in passed.stderr
     assert failed.returncode == 1
     assert "FAIL tps-warp ds_global_tgt: worse by 0.4 > tolerance 0.0001 (higher is better)" in failed.stderr
+
+
+def test_gate_table_shows_a_method_name_as_text_not_markup(baseline, tmp_path):
+    from typer.testing import CliRunner
+
+    from tvbench.cli.app import app
+
+    baseline["methods"]["[red]m[/red]"] = baseline["methods"].pop("tps-warp")
+    (tmp_path / "base.json").write_text(json.dumps(baseline))
+    result = CliRunner().invoke(app, ["gate", str(tmp_path / "base.json"), "--baseline", str(tmp_path / "base.json")],
+                                env={"COLUMNS": "120"})
+    assert result.exit_code == 0 and "[red]m[/red]" in result.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from tvbench.cli.app import app, console, say
 from tvbench.errors import ConfigError
@@ -22,7 +23,7 @@ def _table(title: str, columns: dict[str, bool], rows: list[tuple[str, ...]]) ->
         table.add_column(header, no_wrap=identifier, overflow="fold",
                          min_width=max(len(row[index]) for row in rows) if identifier and rows else longest_word)
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))  # plain text: a plugin's "[red]" is not markup
     return table
 
 

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from tvbench.cli.app import app, console, say
 
@@ -48,8 +49,8 @@ def gate(
     table = Table("method", "metric", "baseline", "current", "verdict", title="tvbench gate")
     for f in findings:
         fmt = lambda v: "–" if v is None else f"{v:.6f}"  # noqa: E731
-        verdict = "[green]pass[/green]" if f.passed else f"[red]FAIL[/red] {f.message}"
-        table.add_row(f.method, f.metric, fmt(f.baseline), fmt(f.current), verdict)
+        verdict = Text("pass", style="green") if f.passed else Text.assemble(("FAIL", "red"), f" {f.message}")
+        table.add_row(Text(f.method), Text(f.metric), fmt(f.baseline), fmt(f.current), verdict)  # names: no markup
     console.print(table)
     failures = [f for f in findings if not f.passed]
     for f in failures:
