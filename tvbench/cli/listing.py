@@ -11,6 +11,9 @@ from tvbench.cli.app import app, console, say
 from tvbench.errors import ConfigError
 
 
+PROSE_MIN_WIDTH = 14
+
+
 def _table(title: str, columns: dict[str, bool], rows: list[tuple[str, ...]]) -> Table:
     """A borderless table whose identifier columns (``columns[header]`` true) are never wrapped or cut.
 
@@ -20,8 +23,11 @@ def _table(title: str, columns: dict[str, bool], rows: list[tuple[str, ...]]) ->
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for index, (header, identifier) in enumerate(columns.items()):
         longest_word = max((len(word) for row in rows for word in row[index].split()), default=0)
+        widest = max((len(row[index]) for row in rows), default=0)
+        # prose keeps ordinary words whole; a path longer than PROSE_MIN_WIDTH folds rather than push the table
+        # past the terminal, where rich would crop it
         table.add_column(header, no_wrap=identifier, overflow="fold",
-                         min_width=max(len(row[index]) for row in rows) if identifier and rows else longest_word)
+                         min_width=widest if identifier else min(longest_word, PROSE_MIN_WIDTH))
     for row in rows:
         table.add_row(*(Text(cell) for cell in row))  # plain text: a plugin's "[red]" is not markup
     return table
