@@ -65,3 +65,21 @@ def silence_library_progress() -> None:
     for module in ("diffusers.utils.logging", "transformers.utils.logging"):
         if importlib.util.find_spec(module.partition(".")[0]) is not None:
             importlib.import_module(module).disable_progress_bar()
+
+
+@contextmanager
+def datasets_progress_off() -> Iterator[None]:
+    """The datasets library's own bars (saving shards, casting columns) off for the duration, then as they were.
+
+    tvbench's bar already counts the cases; a second bar for the same job printed a duplicated 100% line. Scoped,
+    unlike :func:`silence_library_progress`, so that a hub download that follows keeps its bar.
+    """
+    from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    was_disabled = are_progress_bars_disabled()
+    disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not was_disabled:
+            enable_progress_bars()

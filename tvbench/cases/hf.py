@@ -8,14 +8,13 @@ for every row.
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from tvbench.cases.benchmark import Benchmark, build_benchmark
 from tvbench.cases.case import IMAGE_FIELDS, POINT_FIELDS, RECORD_FIELDS, TEXT_FIELDS, Case, ImageRef, parse_case
 from tvbench.errors import BenchmarkError, CaseError, UnavailableError, one_line
-from tvbench.progress import track
+from tvbench.progress import datasets_progress_off, track
 
 DEFAULT_SPLIT = "test"
 HUB_PROBE_TIMEOUT_S = 10.0  # huggingface_hub's own default for metadata requests (HF_HUB_ETAG_TIMEOUT)
@@ -29,21 +28,6 @@ def _datasets():
         raise UnavailableError('reading Hugging Face datasets needs the `datasets` package '
                                '(install with: pip install "tvbench[hf]")') from None
     return datasets
-
-
-@contextmanager
-def _datasets_bars_off():
-    """Silence the datasets library's own progress bars (saving, casting) for the duration; tvbench shows its own
-    bar on stderr, and two bars for one job print a duplicated 100% line."""
-    from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
-
-    was_disabled = are_progress_bars_disabled()
-    disable_progress_bars()
-    try:
-        yield
-    finally:
-        if not was_disabled:
-            enable_progress_bars()
 
 
 def is_saved_dataset(path: Path) -> bool:
@@ -155,7 +139,7 @@ def read_hf(source: str, split: str | None = None, spec: str | None = None) -> B
                              f"expected columns: {', '.join(RECORD_FIELDS)}")
     for column in IMAGE_FIELDS:
         if column in table.column_names and isinstance(table.features[column], datasets.Image):
-            with _datasets_bars_off():
+            with datasets_progress_off():
                 table = table.cast_column(column, datasets.Image(decode=False))
     cases: list[Case] = []
     errors: list[CaseError] = []
@@ -204,6 +188,6 @@ def to_hf_dataset(bench: Benchmark, progress: bool = False):
 
 def write_hf(bench: Benchmark, out: Path, progress: bool = False) -> Path:
     dataset = to_hf_dataset(bench, progress=progress)
-    with _datasets_bars_off():
+    with datasets_progress_off():
         dataset.save_to_disk(str(out))
     return Path(out)
