@@ -53,7 +53,7 @@ class EditFiles:
 
     folder: Path
     by_case: dict[str, Path] = field(default_factory=dict)
-    unmatched: list[str] = field(default_factory=list)  # "Real_Move_Ball.png (did you mean real-move-ball?)"
+    unmatched: list[str] = field(default_factory=list)  # "Real_Move_Ball.png (did you mean real-move-ball.png?)"
 
 
 def match_edit_files(folder: Path, case_ids: Iterable[str]) -> EditFiles:
