@@ -16,12 +16,14 @@ Image sizing (``resize`` option of the methods and of training):
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import torch
 from PIL import Image
 
 from tvbench.errors import ConfigError
+
+if TYPE_CHECKING:  # torch loads on first use: `tvbench ls` imports this module through the methods
+    import torch
 
 OFFICIAL_SIZE = 1024  # the official demo resizes every source to 1024 x 1024 (gradio_demo.py, on_run)
 RESIZE_MODES = ("squash", "keep")
@@ -43,8 +45,10 @@ def prepare_source(image: Image.Image, mode: str) -> Image.Image:
 
 
 def point_map(points: Sequence[Sequence[float]], image_size: tuple[int, int],
-              map_size: tuple[int, int]) -> torch.Tensor:
+              map_size: tuple[int, int]) -> "torch.Tensor":
     """A ``(1, H, W)`` float map of size ``map_size = (W, H)`` for points ``(x, y)`` in an image of ``image_size``."""
+    import torch
+
     image_w, image_h = image_size
     map_w, map_h = map_size
     canvas = torch.zeros(1, map_h, map_w)
@@ -59,7 +63,7 @@ def point_map(points: Sequence[Sequence[float]], image_size: tuple[int, int],
 
 
 def drag_maps(pairs: Sequence[DragPair], image_size: tuple[int, int], handle_size: tuple[int, int],
-              target_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+              target_size: tuple[int, int]) -> "tuple[torch.Tensor, torch.Tensor]":
     """Handle and target maps of one case; handles index the condition image, targets the edited one."""
     handles = [(p[0], p[1]) for p in pairs]
     targets = [(p[2], p[3]) for p in pairs]
