@@ -14,7 +14,8 @@ import typer
 
 from tvbench.cli.app import app, say
 
-train_app = typer.Typer(no_args_is_help=True, help="Train a method's trainable part on a benchmark folder.")
+train_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                        help="Train a method's trainable part on a benchmark folder.")
 app.add_typer(train_app, name="train")
 
 

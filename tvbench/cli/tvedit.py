@@ -6,7 +6,9 @@ import typer
 
 from tvbench.cli.app import app, say
 
-tvedit_app = typer.Typer(no_args_is_help=True, help="The TV-Edit controller (paper Sec. 3.3): layouts of its weights.")
+tvedit_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                         short_help="Inspect the TV-Edit controller's weights.",
+                         help="The TV-Edit controller (paper Sec. 3.3): layouts of its weights.")
 app.add_typer(tvedit_app, name="tvedit")
 
 
