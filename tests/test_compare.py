@@ -129,3 +129,15 @@ def test_plots(known):
     assert sorted(p.name for p in (folder / "plots").glob("*.png")) == \
         ["metric-lower.png", "metric-noise.png", "metric-shift.png", "metric-tiny.png"]
     assert (folder / "plots" / "metric-shift.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_version_1_summaries_still_report_and_load(tmp_path):
+    stats = {"mean": 0.5, "n": 3, "applicable": 3, "coverage": 1.0}
+    summary = {"kind": "tvbench.scores", "schema_version": 1, "benchmark": {"name": "old", "hash": "sha256:00"},
+               "scorer": {"models": {}}, "metrics": {"ds_global_tgt": declaration("DS_global^tgt")},
+               "methods": {"a": {"inputs": "I", "metrics": {"ds_global_tgt": stats}}}}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    done = subprocess.run([sys.executable, "-m", "tvbench", "report", str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 0 and "**0.5000**" in done.stdout and "±" not in done.stdout, done.stderr
+    frame = tvbench.load_summary(tmp_path)
+    assert frame["value"].tolist() == [0.5] and frame["ci_low"].isna().all()

@@ -66,6 +66,7 @@ class Interval:
     resamples: int
     seed: int
     units: int
+    repeats: int | None = None  # judge repeats resampled within each unit (two-stage bootstrap)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -74,7 +75,8 @@ class Interval:
 
     def to_dict(self) -> dict:
         out = {"low": self.low, "high": self.high, "level": self.level, "method": self.method,
-               "resamples": self.resamples, "seed": self.seed, "units": self.units}
+               "resamples": self.resamples, "seed": self.seed, "units": self.units,
+               **({"repeats": self.repeats} if self.repeats else {})}
         return {**out, "notes": self.notes} if self.notes else out
 
 
@@ -158,7 +160,8 @@ def confidence_interval(units: Units, level: float = DEFAULT_LEVEL, resamples: i
     distribution = bootstrap_distribution([units], resamples, seed)
     jackknife = _jackknife([units], lambda first: first) if method == "bca" else None
     low, high, notes = interval_from(distribution, estimate, level, method, jackknife)
-    return Interval(low, high, level, method, resamples, seed, len(units), notes)
+    repeats = units.repeats.shape[1] if units.repeats is not None else None
+    return Interval(low, high, level, method, resamples, seed, len(units), repeats, notes)
 
 
 def paired_difference(a: Units, b: Units, level: float = DEFAULT_LEVEL, resamples: int = DEFAULT_RESAMPLES,
@@ -176,7 +179,8 @@ def paired_difference(a: Units, b: Units, level: float = DEFAULT_LEVEL, resample
     distribution = bootstrap_distribution([a, b], resamples, seed, combine=lambda x, y: x - y)
     jackknife = _jackknife([a, b], lambda x, y: x - y) if method == "bca" else None
     low, high, notes = interval_from(distribution, difference, level, method, jackknife)
-    return difference, Interval(low, high, level, method, resamples, seed, len(a), notes)
+    repeats = a.repeats.shape[1] if a.repeats is not None else None
+    return difference, Interval(low, high, level, method, resamples, seed, len(a), repeats, notes)
 
 
 def check_settings(level: float, resamples: int, method: str) -> None:

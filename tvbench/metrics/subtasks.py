@@ -24,7 +24,7 @@ from tvbench.metrics.functional import displacements, ds_global
 
 class _SubtaskMetric(Metric):
     subtask: ClassVar[str]
-    reference = "Sec. 4.2 (sub-tasks shown as figures there; these numbers are tvbench's)"
+    reference = "Sec. 4.2 (figures only)"
 
     def not_applicable_reason(self, case) -> str | None:
         if case.subtask != self.subtask or not case.group:

@@ -172,6 +172,7 @@ table{border-collapse:collapse}td,th{padding:4px 8px;border-bottom:1px solid #dd
 table.leaderboard td{text-align:right;white-space:nowrap}
 table.leaderboard td:first-child,table.leaderboard td:nth-child(2){text-align:left}
 table.leaderboard th{cursor:pointer;user-select:none}table.leaderboard th.sorted{text-decoration:underline}
+div.board{overflow-x:auto}
 .controls{position:sticky;top:0;background:#f6f6f6;padding:8px;margin:12px 0;display:flex;flex-wrap:wrap;gap:12px;
 z-index:2}.controls label{white-space:nowrap}
 figure{margin:0}figure img{max-width:192px;max-height:192px;display:block;border:1px solid #ccc}
@@ -334,7 +335,8 @@ def write_gallery(results: Path, output: Path, summary: dict, board: Leaderboard
     title = f"tvbench gallery: {bench_info.get('name', '')}"
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{_esc(title)}</title>'
-            f"<style>{STYLE}</style></head><body>\n<h1>{_esc(title)}</h1>\n{html_notes(board)}\n{html_table(board)}\n"
+            f"<style>{STYLE}</style></head><body>\n<h1>{_esc(title)}</h1>\n{html_notes(board)}\n"
+            f'<div class="board">{html_table(board)}</div>\n'
             f"{note}{controls}\n{cases_html}\n"
             '<div id="lightbox" hidden><img alt=""></div>\n'
             f'<script type="application/json" id="tvbench-summary">{_json_for_html(summary)}</script>\n'

@@ -112,7 +112,8 @@ def to_markdown(board: Leaderboard) -> str:
     lines.append(tabulate(body, headers=headers, tablefmt="pipe", disable_numparse=True))
     lines += ["", "Best in bold, second underlined; (n/N) marks partial coverage; *italic* rows read the ground "
               "truth and are not ranked."]
-    lines += [f"{note}" for note in _uncertainty_notes(board)]
+    for note in _uncertainty_notes(board):
+        lines += ["", note]
     note = _flag_note(board)
     if note:
         lines += ["", f"> **Note:** {note}"]
