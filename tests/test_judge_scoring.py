@@ -121,6 +121,9 @@ def test_repeats_give_std_and_disagreement(results):
     assert judge["repeats"] == 3 and len(judge["repeat_means"]) == 3
     assert judge["std_over_repeats"] is not None and 0 <= judge["disagreement_rate"] <= 1
     assert summary["scorer"]["models"]["judge"]["decoding"]["temperature"] == 1.0
+    ci = summary["methods"]["identity"]["metrics"]["pf"]["ci"]  # cases and the 3 repeats within each resampled
+    assert ci["repeats"] == 3 and ci["units"] == 3 and ci["low"] <= summary["methods"]["identity"]["metrics"]["pf"][
+        "mean"] <= ci["high"]
     text = render(build_leaderboard(summary), "markdown")
     assert " ± " in text and "3 repeats" in text  # mean ± std over repeats, and the repeats in the provenance line
     board = build_leaderboard(summary)

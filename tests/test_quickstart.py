@@ -76,3 +76,22 @@ def test_gate_fails_on_a_degraded_score_file(quickstart, tmp_path):
     result = subprocess.run([sys.executable, "-m", "tvbench", "gate", str(degraded), "--baseline", str(BASELINE)],
                             capture_output=True, text=True)
     assert result.returncode == 1 and "FAIL tps-warp lpips_tgt" in result.stderr
+
+
+def test_subtask_metrics_have_exact_answers_on_sample(quickstart):
+    workdir, outputs = quickstart
+    methods = json.loads((workdir / "results/summary.json").read_text())["methods"]
+    oracle, identity = methods["oracle"]["metrics"], methods["identity"]["metrics"]
+    assert oracle["magnitude_rho"]["applicable"] == 9 and oracle["semantic_acc"]["applicable"] == 6
+    # the ground truth moves by exactly the requested amounts and is its own target
+    assert [g["value"] for g in oracle["magnitude_rho"]["groups"].values()] == [1.0, 1.0, 1.0]
+    assert oracle["magnitude_rho"]["group_mean"] == 1.0 and oracle["magnitude_order"]["group_mean"] == 1.0
+    assert oracle["semantic_acc"]["mean"] == 1.0
+    # the unchanged source moves nothing: the correlation does not exist (a status, never 0), the order is never right
+    rho = identity["magnitude_rho"]
+    assert rho["group_mean"] is None and rho["headline_status"] == "undefined" and rho["ci"] is None
+    assert [g["status"] for g in rho["groups"].values()] == ["undefined"] * 3
+    assert identity["magnitude_order"]["group_mean"] == 0.0
+    # one image for every sibling of a semantic group is closest to exactly one sibling's target: chance, 1/3
+    assert identity["semantic_acc"]["mean"] == 1 / 3 and methods["tps-warp"]["metrics"]["semantic_acc"]["mean"] == 1 / 3
+    assert "undefined" in outputs[-1] and "±" in outputs[-1]

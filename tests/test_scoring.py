@@ -47,7 +47,7 @@ def test_scores_every_method_case_and_metric(results):
         by = {(r["method"], r["metric"]): r["value"] for r in rows if r["case"] == case}
         assert by["identity", "ds_global_tgt"] < by["oracle", "ds_global_tgt"]
         assert by["identity", "lpips_tgt"] > by["oracle", "lpips_tgt"]
-    assert summary["schema_version"] == 1 and summary["benchmark"]["hash"].startswith("sha256:")
+    assert summary["schema_version"] == 2 and summary["benchmark"]["hash"].startswith("sha256:")
     dino = summary["scorer"]["models"]["dino"]
     assert dino["id"] == "random-tiny" and dino["resolution"] == 128 and dino["revision"]
     assert summary["scorer"]["models"]["lpips"]["net"] == "alex"

@@ -1,4 +1,4 @@
-"""The import graph of scoring, metrics and judge: no cycle, and the dependencies point one way.
+"""The import graph of scoring, metrics, judge and analysis: no cycle, and the dependencies point one way.
 
 Every import statement counts, wherever it is (module top, inside a function, under ``TYPE_CHECKING``), as
 in import-linter/grimp: a lazy import is still a dependency. ``from pkg import name`` is an edge to
@@ -15,7 +15,7 @@ from pathlib import Path
 import tvbench
 
 ROOT = Path(tvbench.__file__).resolve().parent
-PACKAGES = ("tvbench.scoring", "tvbench.metrics", "tvbench.judge")
+PACKAGES = ("tvbench.scoring", "tvbench.metrics", "tvbench.judge", "tvbench.analysis")
 # The parts of scoring that metrics and the judge may use; they import neither metrics nor judge.
 PARTS = {f"tvbench.scoring.{name}" for name in ("files", "rows", "edits", "runs", "context")}
 
@@ -108,10 +108,10 @@ def test_parts_import_neither_metrics_nor_judge_nor_the_orchestrator():
         assert graph[part] <= PARTS, f"{part} imports {sorted(graph[part] - PARTS)}"
 
 
-def test_metrics_and_judge_use_only_the_parts_of_scoring():
+def test_metrics_judge_and_analysis_use_only_the_parts_of_scoring():
     graph = import_graph()
     for module, targets in graph.items():
-        if module.startswith(("tvbench.metrics", "tvbench.judge")):
+        if module.startswith(("tvbench.metrics", "tvbench.judge", "tvbench.analysis")):
             upward = {t for t in targets if t.startswith("tvbench.scoring") and t not in PARTS}
             assert not upward, f"{module} imports {sorted(upward)}"
 

@@ -100,6 +100,13 @@ class Case:
     group: str | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def category(self) -> str | None:
+        """What reports filter on beside the subtask: an imported category (DragBench's), else the kind of edit
+        (the ``sample`` benchmark's transform: translate, rotate, scale, bend)."""
+        transform = self.meta.get("transform") if self.meta else None
+        return (self.meta or {}).get("category") or (transform.get("kind") if isinstance(transform, dict) else None)
+
     def image(self, role: str) -> ImageRef | None:
         if role not in IMAGE_FIELDS:
             raise KeyError(role)

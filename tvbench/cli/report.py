@@ -17,19 +17,61 @@ from tvbench.cli.app import app, console, say
 def report(
     results: Path = typer.Argument(Path("results"), metavar="RESULTS",
                                     help="Results root holding summary.json, or the file itself."),
-    fmt: str = typer.Option("markdown", "--format", "-f", help="markdown, latex, csv, json or html."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+    fmt: str = typer.Option("markdown", "--format", "-f",
+                            help="markdown, latex, csv, json, or html (the gallery: a folder, see --output)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                          help="Write to this file instead of stdout (html: the gallery folder, "
+                                               "default RESULTS/gallery)."),
+    ci_style: str = typer.Option("pm", "--ci-style", help="Intervals as 'pm' (value ± half-width), 'bounds' "
+                                                          "(value [low, high]) or 'none'."),
+    ci: Optional[float] = typer.Option(None, "--ci", help="Recompute the intervals at this level from scores.jsonl "
+                                                          "(default: those tvbench score recorded)."),
+    bootstrap: Optional[int] = typer.Option(None, "--bootstrap", help="Recompute with this many resamples."),
+    ci_method: Optional[str] = typer.Option(None, "--ci-method", help="Recompute with percentile or bca."),
+    plots: bool = typer.Option(False, "--plots", help="Also write PNG and SVG plots under RESULTS/plots/."),
 ) -> None:
-    """Print the leaderboard (best in bold, second underlined, coverage where partial)."""
+    """Print the leaderboard (best in bold, second underlined, intervals, ties, coverage where partial)."""
     from tvbench.io import atomic_write_text
     from tvbench.report import build_leaderboard, load_summary, render
 
-    text = render(build_leaderboard(load_summary(results)), fmt)
-    if output is None:
-        sys.stdout.write(text)
+    summary = load_summary(results)
+    if ci is not None or bootstrap is not None or ci_method is not None:
+        summary = _recompute_uncertainty(results, summary, ci, bootstrap, ci_method)
+    board = build_leaderboard(summary, ci_style)
+    folder = results if results.is_dir() else results.parent
+    if fmt == "html":
+        from tvbench.report.gallery import GALLERY_FOLDER, write_gallery
+
+        index = write_gallery(folder, output or folder / GALLERY_FOLDER, summary, board)
+        say(f"wrote {index}")
     else:
-        atomic_write_text(output, text)
-        say(f"wrote {output}")
+        text = render(board, fmt)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            atomic_write_text(output, text)
+            say(f"wrote {output}")
+    if plots:
+        from tvbench.analysis.plots import PLOTS_FOLDER, write_plots
+
+        written = write_plots(folder, summary)
+        say(f"wrote {len(written)} plot files under {folder / PLOTS_FOLDER}")
+
+
+def _recompute_uncertainty(results: Path, summary: dict, ci: float | None, bootstrap: int | None,
+                           ci_method: str | None) -> dict:
+    """The summary with intervals and ties recomputed from the rows beside it (nothing is written)."""
+    from tvbench.analysis.frames import load_scores
+    from tvbench.analysis.paired import Settings
+    from tvbench.analysis.uncertainty import annotate
+
+    recorded = summary.get("uncertainty") or {}
+    default = Settings()
+    settings = Settings(level=ci if ci is not None else recorded.get("level", default.level),
+                        resamples=bootstrap if bootstrap is not None else recorded.get("resamples", default.resamples),
+                        method=ci_method or recorded.get("method", default.method),
+                        seed=recorded.get("seed", default.seed), alpha=recorded.get("alpha", default.alpha))
+    return annotate(summary, load_scores(results), settings)
 
 
 @app.command(short_help="Exit 1 when a score is worse than a baseline.")

@@ -32,6 +32,10 @@ def score(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     wait: bool = typer.Option(False, "--wait", help="If another tvbench score is writing RESULTS, start when it is "
                                                     "done instead of failing."),
+    ci: float = typer.Option(0.95, "--ci", help="Level of the bootstrap confidence intervals in the summary."),
+    bootstrap: int = typer.Option(10_000, "--bootstrap", help="Bootstrap resamples for the intervals."),
+    ci_method: str = typer.Option("percentile", "--ci-method", help="Intervals: percentile or bca."),
+    ci_seed: int = typer.Option(0, "--ci-seed", help="Seed of the bootstrap (intervals are reproducible)."),
     # --- judge metrics (pf, cp, pf_drag, cp_drag; tvbench/judge/). API key: $TVBENCH_JUDGE_API_KEY or $OPENAI_API_KEY
     judge_base_url: Optional[str] = typer.Option(None, envvar="TVBENCH_JUDGE_BASE_URL",
                                                  help="Judge: OpenAI-compatible base URL, e.g. http://localhost:8000/v1."),
@@ -71,7 +75,11 @@ def score(
     config = ScoringConfig(metrics=_split(metrics) or None, backbone=backbone or DEFAULT_BACKBONE,
                            resolution=resolution or DEFAULT_RESOLUTION, match_resolution=match_resolution,
                            lpips_net=lpips_net, smoke=smoke, device=device, dtype=dtype, rescore=rescore,
-                           feature_cache=None if feature_cache == "off" else feature_cache, dift_model=dift_model)
+                           feature_cache=None if feature_cache == "off" else feature_cache, dift_model=dift_model,
+                           ci_level=ci, bootstrap=bootstrap, ci_method=ci_method, ci_seed=ci_seed)
+    from tvbench.analysis.bootstrap import check_settings
+
+    check_settings(ci, bootstrap, ci_method)  # before any network loads
     from tvbench.judge.config import JudgeConfig  # judge metrics (tvbench/judge/)
 
     config.judge = JudgeConfig(

@@ -32,7 +32,12 @@ class Metric(ABC):
     # DINOv3 features it reads, as (role, scale): role "source", "target" or "edit"; scale "global" (the scoring
     # resolution) or "match" (the matching resolution). The scorer encodes them in batches before computing.
     features: ClassVar[frozenset[tuple[str, str]]] = frozenset()
-    headline: ClassVar[str] = "mean"  # the summary statistic tables show: "mean" (over cases) or "pooled_mean"
+    headline: ClassVar[str] = "mean"  # the statistic tables show: "mean", "pooled_mean" or "group_mean"
+    # Sub-task metrics are about a group of cases (tvbench/metrics/subtasks.py): each case's row holds a per-case
+    # measurement (``case_value`` says which), and the score is a statistic per group (``group_statistic``, a name
+    # in tvbench.analysis.subtasks.GROUP_STATISTICS), averaged over groups ("group_mean").
+    group_statistic: ClassVar[str | None] = None
+    case_value: ClassVar[str] = ""
 
     def not_applicable_reason(self, case) -> str | None:
         for field in sorted(self.requires):
@@ -49,4 +54,6 @@ class Metric(ABC):
         bounds = [bound if math.isfinite(bound) else None for bound in cls.range]  # JSON: null = unbounded
         return {"label": cls.label, "latex": cls.latex, "higher_is_better": cls.higher_is_better, "range": bounds,
                 "requires": sorted(cls.requires), "models": sorted(cls.models), "version": cls.version,
-                "reference": cls.reference, "summary": cls.summary, "headline": cls.headline}
+                "reference": cls.reference, "summary": cls.summary, "headline": cls.headline,
+                **({"group_statistic": cls.group_statistic, "case_value": cls.case_value} if cls.group_statistic
+                   else {})}

@@ -256,11 +256,33 @@ def matching_distances(source_patches: torch.Tensor, edit_patches: torch.Tensor,
     the source's size before encoding).
     """
     pairs = torch.as_tensor(pairs, dtype=torch.float64).reshape(-1, 4)
+    return _distances(match_handles(source_patches, edit_patches, pairs, size, restricted), pairs[:, 2:], size,
+                      normalized)
+
+
+def match_handles(source_patches: torch.Tensor, edit_patches: torch.Tensor, pairs, size: tuple[int, int],
+                  restricted: bool = True) -> torch.Tensor:
+    """Where each drag pair's handle ``(hx, hy, tx, ty)`` went: the source feature at the handle matched into the
+    edit (within :func:`search_window` if ``restricted``), ``(N, 2)`` pixel positions ``(x, y)``."""
+    pairs = torch.as_tensor(pairs, dtype=torch.float64).reshape(-1, 4)
     handles, targets = pairs[:, :2], pairs[:, 2:]
     windows = [search_window(h.tolist(), t.tolist(), size) for h, t in zip(handles, targets)] if restricted else None
     queries = sample_features(source_patches, size, handles)
-    matches = match_points(queries, edit_patches, size, windows, anchors=handles)
-    offset = matches - targets
+    return match_points(queries, edit_patches, size, windows, anchors=handles)
+
+
+def displacements(source_patches: torch.Tensor, edit_patches: torch.Tensor, pairs, size: tuple[int, int],
+                  normalized: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per drag pair: the displacement the edit achieved (handle to its windowed match, as MD_s matches) and the
+    one requested (handle to target), ``(N,)`` each, normalised as in :func:`matching_distances`."""
+    pairs = torch.as_tensor(pairs, dtype=torch.float64).reshape(-1, 4)
+    handles = pairs[:, :2]
+    matches = match_handles(source_patches, edit_patches, pairs, size)
+    return _distances(matches, handles, size, normalized), _distances(pairs[:, 2:], handles, size, normalized)
+
+
+def _distances(points: torch.Tensor, references: torch.Tensor, size: tuple[int, int], normalized: bool) -> torch.Tensor:
+    offset = points - references
     if normalized:
         offset = offset / torch.tensor(size, dtype=torch.float64)
     return offset.norm(dim=1)

@@ -1,33 +1,22 @@
 """The leaderboard model: methods x metrics from a scoring summary, ranked per column.
 
 Ranking follows the paper's Table 1: per metric, the best value is bold and the second underlined,
-direction-aware, among the methods scored on every applicable case (so all on the same cases). Methods that
-read the ground truth (the ``oracle``; input ``GT``) are listed last and never ranked, since they bound the
-metrics rather than compete.
+direction-aware, among the methods scored on every applicable case (so all on the same cases: a mean over 5 of
+23 cases is shown with its coverage but never bolded). Methods that read the ground truth (the ``oracle``; input
+``GT``) are listed last and never ranked, since they bound the metrics rather than compete. Where the summary
+has them (schema 2), each cell
+carries its bootstrap confidence interval, and a best and second place that a paired test cannot tell apart
+are marked as tied.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from tvbench.errors import ResultsError
-from tvbench.io import read_json_object
-from tvbench.metrics import COLUMN_ORDER
-from tvbench.scoring.files import SUMMARY_FILE
-
-
-def load_summary(path: Path) -> dict:
-    """A scoring summary from its file, or from the results folder that holds it."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / SUMMARY_FILE
-    if not path.is_file():
-        raise ResultsError(f"{path}: no scoring summary; run `tvbench score` first")
-    summary = read_json_object(path, ResultsError)
-    if summary.get("kind") != "tvbench.scores":
-        raise ResultsError(f"{path}: not a tvbench scoring summary (kind {summary.get('kind')!r})")
-    return summary
+from tvbench.analysis.uncertainty import competing_values, reads_ground_truth, top_two
+from tvbench.errors import ConfigError
+from tvbench.metrics import column_order
+from tvbench.scoring.files import read_summary as load_summary  # noqa: F401  (the report's reader of summaries)
 
 
 @dataclass
@@ -52,6 +41,9 @@ class Cell:
     flagged: bool = False  # judge coverage below the threshold
     std: float | None = None  # std over judge repeats
     threshold: float | None = None  # the judge's coverage threshold
+    ci: tuple[float, float] | None = None  # bootstrap confidence interval of the value
+    undefined: bool = False  # the statistic does not exist for these edits (e.g. a correlation of constants)
+    tied: bool = False  # best or second place, not significantly different from the other
 
     @property
     def partial(self) -> bool:
@@ -66,43 +58,46 @@ class Row:
     ranked: bool
 
 
+CI_STYLES = ("pm", "bounds", "none")
+
+
 @dataclass
 class Leaderboard:
     columns: list[Column]
     rows: list[Row]
     benchmark: dict
     scorer: dict
+    uncertainty: dict | None = None  # how the intervals and ties were computed (summary schema 2)
+    ci_style: str = "pm"  # "pm": value ± half-width, "bounds": value [low, high], "none"
 
     @property
     def smoke(self) -> bool:
         return bool(self.scorer.get("smoke"))
 
 
-def _ordered_metrics(metrics: dict) -> list[str]:
-    known = [name for name in COLUMN_ORDER if name in metrics]
-    return known + [name for name in metrics if name not in known]
-
-
-def _rankable(row: Row, column: Column) -> bool:
-    """Competing, scored, and scored on every applicable case: a mean over a subset of the cases (5 of 23) is not
-    comparable with means over all of them, so it is shown with its coverage but never bolded."""
-    cell = row.cells[column.name]
-    return row.ranked and cell.mean is not None and not cell.partial
-
-
-def _rank(rows: list[Row], column: Column) -> None:
-    values = sorted({row.cells[column.name].mean for row in rows if _rankable(row, column)},
-                    reverse=column.higher_is_better)
+def _rank(rows: list[Row], column: Column, competing: dict[str, float | None]) -> None:
+    ranks = top_two(competing, column.higher_is_better)
     for row in rows:
-        cell = row.cells[column.name]
-        if _rankable(row, column) and cell.mean in values[:2]:
-            cell.rank = values.index(cell.mean) + 1
+        row.cells[column.name].rank = ranks.get(row.method)
 
 
-def build_leaderboard(summary: dict) -> Leaderboard:
+def _mark_ties(rows: list[Row], leaders: dict) -> None:
+    """Cells of a best and second place that the summary's paired test found not significantly different."""
+    for metric, leader in leaders.items():
+        if not leader.get("tied"):
+            continue
+        for row in rows:
+            cell = row.cells.get(metric)
+            if cell is not None and cell.rank in (1, 2) and row.method in (leader.get("best"), leader.get("second")):
+                cell.tied = True
+
+
+def build_leaderboard(summary: dict, ci_style: str = "pm") -> Leaderboard:
+    if ci_style not in CI_STYLES:
+        raise ConfigError(f"--ci-style {ci_style!r}: choose one of {', '.join(CI_STYLES)}")
     metrics = summary.get("metrics", {})
     columns = [Column(name, metrics[name].get("label", name), metrics[name].get("latex", name),
-                      bool(metrics[name].get("higher_is_better", True))) for name in _ordered_metrics(metrics)]
+                      bool(metrics[name].get("higher_is_better", True))) for name in column_order(metrics)]
     rows = []
     for method, info in summary.get("methods", {}).items():
         cells = {}
@@ -110,14 +105,19 @@ def build_leaderboard(summary: dict) -> Leaderboard:
             stats = info.get("metrics", {}).get(column.name, {})
             headline = metrics[column.name].get("headline", "mean")  # e.g. DragBench's MD is pooled over points
             judge = stats.get("judge") or {}
+            ci = stats.get("ci") or {}
             cells[column.name] = Cell(stats.get(headline), int(stats.get("n", 0)), int(stats.get("applicable", 0)),
                                       judged=bool(judge), flagged=bool(judge.get("flagged")),
-                                      std=judge.get("std_over_repeats"), threshold=judge.get("coverage_threshold"))
+                                      std=judge.get("std_over_repeats"), threshold=judge.get("coverage_threshold"),
+                                      ci=(ci["low"], ci["high"]) if "low" in ci else None,
+                                      undefined=stats.get("headline_status") == "undefined")
         inputs = info.get("inputs", "?")
-        rows.append(Row(method, inputs, cells, ranked="GT" not in inputs.split("+")))
+        rows.append(Row(method, inputs, cells, ranked=not reads_ground_truth(inputs)))
     # A metric that applies to no case of this benchmark (target metrics on DragBench) is left out of the table.
     columns = [c for c in columns if any(row.cells[c.name].applicable for row in rows)] if rows else columns
     rows.sort(key=lambda row: not row.ranked)  # stable: references last, others in summary order
     for column in columns:
-        _rank(rows, column)
-    return Leaderboard(columns, rows, summary.get("benchmark", {}), summary.get("scorer", {}))
+        _rank(rows, column, competing_values(summary, column.name))
+    _mark_ties(rows, (summary.get("significance") or {}).get("leaders", {}))
+    return Leaderboard(columns, rows, summary.get("benchmark", {}), summary.get("scorer", {}),
+                       summary.get("uncertainty"), ci_style)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from typing import Callable
 
@@ -19,11 +17,22 @@ DECIMALS = 4
 LOW_COVERAGE = "low coverage"
 
 
-def _number(cell: Cell, pm: str = "±") -> str:
+TIE = "≈"
+UNDEFINED = "undefined"
+
+
+def _number(cell: Cell, style: str = "pm", pm: str = "±") -> str:
+    """The value with its interval in ``style``; without an interval, a judge metric's std over repeats."""
     if cell.mean is None:
-        return "n/a" if cell.applicable == 0 else "–"
-    spread = f" {pm} {cell.std:.{DECIMALS}f}" if cell.std is not None else ""
-    return f"{cell.mean:.{DECIMALS}f}{spread}"
+        return UNDEFINED if cell.undefined else ("n/a" if cell.applicable == 0 else "–")
+    value = f"{cell.mean:.{DECIMALS}f}"
+    if cell.ci is not None and style == "pm":
+        return f"{value} {pm} {(cell.ci[1] - cell.ci[0]) / 2:.{DECIMALS}f}"
+    if cell.ci is not None and style == "bounds":
+        return f"{value} [{cell.ci[0]:.{DECIMALS}f}, {cell.ci[1]:.{DECIMALS}f}]"
+    if cell.ci is None and cell.std is not None and style != "none":
+        return f"{value} {pm} {cell.std:.{DECIMALS}f}"
+    return value
 
 
 def _coverage(cell: Cell) -> str:
@@ -43,12 +52,30 @@ def _flag_note(board: Leaderboard) -> str | None:
             "error or missing); the mean covers only the graded ones.")
 
 
-def _styled(cell: Cell, best: str, second: str, text: str | None = None) -> str:
-    """The cell's number wrapped by its rank's template (``"**{}**"`` ...), then its coverage."""
-    text = _number(cell) if text is None else text
+def _styled(cell: Cell, best: str, second: str, text: str, tie: str = TIE) -> str:
+    """The cell's number wrapped by its rank's template (``"**{}**"`` ...), its tie mark, then its coverage."""
     if cell.rank in (1, 2):
         text = (best if cell.rank == 1 else second).format(text)
-    return text + _coverage(cell)
+    return text + (tie if cell.tied else "") + _coverage(cell)
+
+
+def _uncertainty_notes(board: Leaderboard) -> list[str]:
+    """What the ± (or the brackets) and the tie mark mean, when the table shows them."""
+    notes = []
+    settings = board.uncertainty or {}
+    with_ci = any(cell.ci for row in board.rows for cell in row.cells.values())
+    if with_ci and board.ci_style != "none":
+        shown = "± half the width of" if board.ci_style == "pm" else "[low, high]:"
+        notes.append(f"{shown} the {settings.get('level', 0.95):.0%} bootstrap confidence interval over cases "
+                     f"(groups for the sub-task metrics; {settings.get('resamples')} resamples, "
+                     f"{settings.get('method')}, seed {settings.get('seed')}).")
+    if any(cell.tied for row in board.rows for cell in row.cells.values()):
+        notes.append(f"{TIE}: best and second are not significantly different (Wilcoxon signed-rank on paired "
+                     f"cases, Holm-corrected across metrics, alpha {settings.get('alpha', 0.05)}).")
+    if any(cell.undefined for row in board.rows for cell in row.cells.values()):
+        notes.append(f"{UNDEFINED}: the statistic does not exist for these edits (a rank correlation of "
+                     "displacements that are all equal: nothing moved).")
+    return notes
 
 
 def _provenance_line(board: Leaderboard) -> str:
@@ -78,7 +105,7 @@ SMOKE_WARNING = ("smoke scoring: randomly initialised networks (offline pipeline
 
 def to_markdown(board: Leaderboard) -> str:
     def fmt(cell: Cell) -> str:
-        return _styled(cell, "**{}**", "<u>{}</u>")
+        return _styled(cell, "**{}**", "<u>{}</u>", _number(cell, board.ci_style))
 
     headers = ["Method", "Input"] + [f"{markdown_text(c.label)} {c.arrow}" for c in board.columns]
     body = [[markdown_text(row.method) if row.ranked else f"*{markdown_text(row.method)}*", markdown_text(row.inputs)]
@@ -89,6 +116,8 @@ def to_markdown(board: Leaderboard) -> str:
         lines += [f"> **Note:** {SMOKE_WARNING}.", ""]
     lines.append(tabulate(body, headers=headers, tablefmt="pipe", disable_numparse=True))
     lines += ["", LEGEND.format(gt="*italic* rows")]
+    for note in _uncertainty_notes(board):
+        lines += ["", note]
     note = _flag_note(board)
     if note:
         lines += ["", f"> **Note:** {note}"]
@@ -97,7 +126,8 @@ def to_markdown(board: Leaderboard) -> str:
 
 def to_latex(board: Leaderboard) -> str:
     def fmt(cell: Cell) -> str:
-        return _styled(cell, r"\textbf{{{}}}", r"\underline{{{}}}", _number(cell, r"$\pm$").replace("–", "--"))
+        return _styled(cell, r"\textbf{{{}}}", r"\underline{{{}}}",
+                       _number(cell, board.ci_style, r"$\pm$").replace("–", "--"), r"$^{\approx}$")
 
     arrows = {True: r"$\uparrow$", False: r"$\downarrow$"}
     header = " & ".join(["Method", "Input"] + [f"{c.latex} {arrows[c.higher_is_better]}" for c in board.columns])
@@ -107,6 +137,7 @@ def to_latex(board: Leaderboard) -> str:
         lines.append(f"% WARNING: {SMOKE_WARNING}")
     if _flag_note(board):
         lines.append(f"% NOTE: {latex_text(_flag_note(board) or '')}")
+    lines += [f"% {latex_text(note)}" for note in _uncertainty_notes(board)]
     lines += [r"\begin{tabular}{ll" + "c" * len(board.columns) + "}", r"\toprule", header + r" \\", r"\midrule"]
     for row in board.rows:
         if not row.ranked:
@@ -117,57 +148,81 @@ def to_latex(board: Leaderboard) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_csv(board: Leaderboard) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    header = ["method", "inputs", "ranked"]
+def leaderboard_frame(board: Leaderboard):
+    """The leaderboard as a DataFrame: one row per method; per metric its value, interval, counts, rank, tie."""
+    import pandas as pd
+
     judged = {c.name for c in board.columns if any(row.cells[c.name].judged for row in board.rows)}
-    for c in board.columns:
-        header += [c.name, f"{c.name}_n", f"{c.name}_applicable", f"{c.name}_rank"]
-        header += [f"{c.name}_std", f"{c.name}_flagged"] if c.name in judged else []
-    writer.writerow(header)
+    records = []
     for row in board.rows:
-        line = [row.method, row.inputs, int(row.ranked)]
+        record: dict = {"method": row.method, "inputs": row.inputs, "ranked": int(row.ranked)}
         for c in board.columns:
             cell = row.cells[c.name]
-            line += ["" if cell.mean is None else repr(cell.mean), cell.n, cell.applicable, cell.rank or ""]
+            low, high = cell.ci if cell.ci else (None, None)
+            record.update({c.name: cell.mean, f"{c.name}_ci_low": low, f"{c.name}_ci_high": high,
+                           f"{c.name}_n": cell.n, f"{c.name}_applicable": cell.applicable,
+                           f"{c.name}_rank": cell.rank or "", f"{c.name}_tied": int(cell.tied)})
             if c.name in judged:
-                line += ["" if cell.std is None else repr(cell.std), int(cell.flagged)]
-        writer.writerow(line)
-    return buffer.getvalue()
+                record.update({f"{c.name}_std": cell.std, f"{c.name}_flagged": int(cell.flagged)})
+        records.append(record)
+    return pd.DataFrame.from_records(records)
+
+
+def to_csv(board: Leaderboard) -> str:
+    return leaderboard_frame(board).to_csv(index=False, lineterminator="\n")
 
 
 def to_json(board: Leaderboard) -> str:
     payload = {
         "benchmark": board.benchmark,
         "scorer": board.scorer,
+        "uncertainty": board.uncertainty,
         "columns": [{"name": c.name, "label": c.label, "higher_is_better": c.higher_is_better} for c in board.columns],
         "rows": [{"method": row.method, "inputs": row.inputs, "ranked": row.ranked,
                   "metrics": {name: {"mean": cell.mean, "n": cell.n, "applicable": cell.applicable, "rank": cell.rank,
+                                     "ci": list(cell.ci) if cell.ci else None, "tied": cell.tied,
+                                     **({"status": UNDEFINED} if cell.undefined else {}),
                                      **({"std": cell.std, "flagged": cell.flagged} if cell.judged else {})}
                               for name, cell in row.cells.items()}} for row in board.rows],
     }
     return json.dumps(payload, indent=2) + "\n"
 
 
-def to_html(board: Leaderboard) -> str:
+def html_table(board: Leaderboard) -> str:
+    """The leaderboard as an HTML ``<table>`` (every text escaped), its numbers in ``data-value`` for sorting."""
     def fmt(cell: Cell) -> str:
-        return _styled(cell, "<b>{}</b>", "<u>{}</u>", html_text(_number(cell)))
+        return _styled(cell, "<b>{}</b>", "<u>{}</u>", html_text(_number(cell, board.ci_style)),
+                       f'<span class="tie" title="not significantly different">{TIE}</span>')
+
+    def value(cell: Cell) -> str:
+        return "" if cell.mean is None else f' data-value="{cell.mean!r}"'
 
     head = "".join(f"<th>{html_text(c.label)} {c.arrow}</th>" for c in board.columns)
     body = "\n".join(
         f"<tr><td>{html_text(row.method) if row.ranked else '<i>' + html_text(row.method) + '</i>'}</td>"
-        f"<td>{html_text(row.inputs)}</td>" + "".join(f"<td>{fmt(row.cells[c.name])}</td>" for c in board.columns)
+        f"<td>{html_text(row.inputs)}</td>"
+        + "".join(f"<td{value(row.cells[c.name])}>{fmt(row.cells[c.name])}</td>" for c in board.columns)
         + "</tr>" for row in board.rows)
-    warning = f"<p><b>Note:</b> {html_text(SMOKE_WARNING)}.</p>" if board.smoke else ""
+    return (f'<table class="leaderboard">\n<thead><tr><th>Method</th><th>Input</th>{head}</tr></thead>\n'
+            f"<tbody>\n{body}\n</tbody>\n</table>")
+
+
+def html_notes(board: Leaderboard) -> str:
+    """Provenance, warnings and what the marks mean, as HTML paragraphs."""
+    notes = f"<p>{html_text(_provenance_line(board))}</p>"
+    if board.smoke:
+        notes += f"<p><b>Note:</b> {html_text(SMOKE_WARNING)}.</p>"
     if _flag_note(board):
-        warning += f"<p><b>Note:</b> {html_text(_flag_note(board) or '')}</p>"
-    legend = f"<p>{html_text(LEGEND.format(gt='italic rows'))}</p>"
+        notes += f"<p><b>Note:</b> {html_text(_flag_note(board) or '')}</p>"
+    notes += f"<p>{html_text(LEGEND.format(gt='italic rows'))}</p>"
+    return notes + "".join(f'<p class="note">{html_text(note)}</p>' for note in _uncertainty_notes(board))
+
+
+def to_html(board: Leaderboard) -> str:
     return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>tvbench leaderboard</title>"
             "<style>table{border-collapse:collapse}td,th{padding:4px 10px;border-bottom:1px solid #ccc}"
             "td{text-align:right}td:first-child,td:nth-child(2){text-align:left}</style></head><body>\n"
-            f"<p>{html_text(_provenance_line(board))}</p>{warning}\n<table>\n<tr><th>Method</th><th>Input</th>{head}"
-            f"</tr>\n{body}\n</table>\n{legend}\n</body></html>\n")
+            f"{html_notes(board)}\n{html_table(board)}\n</body></html>\n")
 
 
 RENDERERS: dict[str, Callable[[Leaderboard], str]] = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from tvbench.analysis.bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED
 from tvbench.features import DEFAULT_BACKBONE, DEFAULT_RESOLUTION
 
 if TYPE_CHECKING:
@@ -31,3 +32,8 @@ class ScoringConfig:
     feature_cache: str | None = "auto"  # folder of the on-disk feature cache; "auto": the tvbench cache; None: off
     dift_model: str = DEFAULT_DIFT_MODEL  # Stable Diffusion 2.1 weights for the DIFT variant of DragBench's MD
     judge: "JudgeConfig | None" = None  # judge metrics (pf, cp, ...): server, model, decoding; see tvbench/judge/
+    # confidence intervals in the summary (tvbench/analysis/): they never change a row, so rows are reused
+    ci_level: float = DEFAULT_LEVEL
+    bootstrap: int = DEFAULT_RESAMPLES  # resamples
+    ci_method: str = "percentile"  # or "bca"
+    ci_seed: int = DEFAULT_SEED

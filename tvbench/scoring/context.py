@@ -4,7 +4,7 @@ decoded once, and features from the networks the scorer loaded)."""
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, Sequence
 
 import numpy as np
 from PIL import Image
@@ -31,10 +31,12 @@ class Networks(Protocol):
 class CaseImages:
     """A case's images, each decoded once and shared by every method's edit of the case."""
 
-    def __init__(self, case: Case):
+    def __init__(self, case: Case, siblings: Sequence[Case] = ()):
         self.case = case
+        self.siblings = tuple(siblings)  # the other cases of the case's group, for sub-task metrics
         self._decoded: dict[str, Image.Image] = {}
         self._masks: dict[str, np.ndarray] = {}
+        self._others: dict[tuple[str, str], Image.Image] = {}
 
     def get(self, role: str) -> Image.Image:
         if role not in self._decoded:
@@ -46,6 +48,15 @@ class CaseImages:
         if role not in self._masks:
             self._masks[role] = self.case.open_mask(role)
         return self._masks[role]
+
+    def of(self, case: Case, role: str) -> Image.Image:
+        """An image of another case (a sibling's target), decoded once for every method's edit of this case."""
+        if case.id == self.case.id:
+            return self.get(role)
+        key = (case.id, role)
+        if key not in self._others:
+            self._others[key] = case.open_image(role)
+        return self._others[key]
 
 
 class EditContext:
@@ -65,6 +76,14 @@ class EditContext:
 
     def mask(self, role: str) -> np.ndarray:
         return self._images.mask(role)
+
+    @property
+    def siblings(self) -> tuple[Case, ...]:
+        """The other cases of this case's group (same ``group``), in benchmark order."""
+        return self._images.siblings
+
+    def sibling_image(self, case: Case, role: str) -> Image.Image:
+        return self._images.of(case, role)
 
     def edit_resized(self, resample: int) -> Image.Image:
         """The edit at the source's size with a given resampling filter (protocols that prescribe one)."""

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from PIL import Image, UnidentifiedImageError
 
+from tvbench.analysis.frames import scores_frame
+from tvbench.analysis.paired import Settings
+from tvbench.analysis.uncertainty import annotate
 from tvbench.cases import Case
 from tvbench.errors import CaseError, one_line
 from tvbench.features import FeatureStore
@@ -48,9 +51,10 @@ def _prefetch(scorer: Scorer, store: FeatureStore, images: CaseImages,
 
 
 def score_case(scorer: Scorer, case: Case, runs: list[MethodRun], memo: ScoreMemo,
-               store: FeatureStore | None) -> list[dict]:
-    """Every image metric's row for every method's edit of one case (reusing the memo's rows)."""
-    images = CaseImages(case)
+               store: FeatureStore | None, siblings: Sequence[Case] = ()) -> list[dict]:
+    """Every image metric's row for every method's edit of one case (reusing the memo's rows); ``siblings`` are
+    the other cases of its group (the sub-task metrics compare with them)."""
+    images = CaseImages(case, siblings)
     rows: list[dict] = []
     pending: list[tuple[MethodRun, str, Image.Image, Image.Image, bool, list[Metric]]] = []
     for run in runs:
@@ -90,6 +94,21 @@ def score_case(scorer: Scorer, case: Case, runs: list[MethodRun], memo: ScoreMem
     return rows
 
 
+def group_members(cases: Sequence[Case]) -> dict[str, list[Case]]:
+    """The cases of each group, in benchmark order."""
+    groups: dict[str, list[Case]] = {}
+    for case in cases:
+        if case.group:
+            groups.setdefault(case.group, []).append(case)
+    return groups
+
+
+def case_index(cases: Sequence[Case]) -> dict[str, dict]:
+    """Per case what analyses group by: subtask, group, category (the summary's ``cases``)."""
+    return {case.id: {"subtask": case.subtask, "group": case.group, "category": case.category}
+            for case in cases}
+
+
 def score_results(results: Path, config: ScoringConfig | None = None, bench_spec: str | None = None,
                   progress: bool = True, *, wait: bool = False, on_wait: Callable[[str], None] | None = None) -> dict:
     """Score every method folder under ``results``; write rows and summary there; return the summary.
@@ -112,8 +131,10 @@ def _score_results(results: Path, config: ScoringConfig | None, bench_spec: str 
     store = scorer.new_store()
     rows: list[dict] = []
     started = time.perf_counter()
+    groups = group_members(bench.cases)
     for case in track(bench.cases, "scoring", enabled=progress):
-        rows += score_case(scorer, case, runs, memo, store)
+        siblings = [other for other in groups.get(case.group, ()) if other.id != case.id] if case.group else ()
+        rows += score_case(scorer, case, runs, memo, store, siblings)
     if scorer.judge is not None:  # the judge phase: every judge row still needed, concurrently (tvbench/judge/)
         rows += scorer.judge.score(bench, runs, memo, scorer.keys, results, progress=progress)
     work = {"seconds": round(time.perf_counter() - started, 3),
@@ -121,21 +142,25 @@ def _score_results(results: Path, config: ScoringConfig | None, bench_spec: str 
     if store is not None:
         work.update(dino_forwards=store.forwards, feature_cache_hits=store.disk.hits if store.disk else 0,
                     feature_cache=str(store.disk.folder) if store.disk else None)
-    metric_names = [m.name for m in scorer.metrics]
+    declarations = {m.name: m.describe() for m in scorer.metrics}
+    cases = case_index(bench.cases)
     summary = {
         "schema_version": SCORES_SCHEMA_VERSION,
         "kind": "tvbench.scores",
         "created": now(),
         "benchmark": bench.describe(),
         "scorer": scorer.describe(),
-        "metrics": {m.name: m.describe() for m in scorer.metrics},
+        "metrics": declarations,
         "edits_resized_to": "source size (bicubic) before scoring, when an edit's size differs",
-        "methods": aggregate(rows, runs, metric_names, len(bench)),
+        "methods": aggregate(rows, runs, declarations, len(bench)),
         "work": work,  # what this run computed (reused rows and cached features cost nothing)
         "environment": environment(),
     }
     if scorer.judge is not None:
         scorer.judge.annotate(summary, rows)
+    settings = Settings(config.ci_level, config.bootstrap, config.ci_method, config.ci_seed)
+    annotate(summary, scores_frame(rows, cases), settings)
+    summary["cases"] = cases
     atomic_write_text(results / SCORES_FILE, "".join(jsonl_line(r) for r in rows))
     atomic_write_json(results / SUMMARY_FILE, summary)
     return summary

@@ -10,6 +10,7 @@ from tvbench.errors import ResultsError
 from tvbench.io import iter_files
 from tvbench.runner import read_manifest
 from tvbench.scoring.edits import IMAGE_SUFFIXES, EditFiles
+from tvbench.scoring.files import REPORT_FOLDERS
 
 EDIT_SUFFIXES = IMAGE_SUFFIXES  # any usual image format, matched to cases in tvbench.scoring.edits
 
@@ -40,14 +41,16 @@ def _has_edits(folder: Path) -> bool:
 
 
 def discover_runs(results: Path) -> list[MethodRun]:
-    """Method folders under ``results``: subfolders with a manifest or PNG edits, or ``results`` itself."""
+    """Method folders under ``results``: subfolders with a manifest or PNG edits (not the report's ``plots`` and
+    ``gallery``), or ``results`` itself."""
     results = Path(results)
     if not results.is_dir():
         raise ResultsError(f"{results}: no such results folder")
     if _has_edits(results):
         return [MethodRun(results.resolve().name, results, read_manifest(results))]
     runs = []
-    for folder in sorted(p for p in results.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for folder in sorted(p for p in results.iterdir()
+                         if p.is_dir() and not p.name.startswith(".") and p.name not in REPORT_FOLDERS):
         manifest = read_manifest(folder)
         if manifest is not None or _has_edits(folder):
             runs.append(MethodRun(folder.name, folder, manifest))

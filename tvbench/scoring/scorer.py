@@ -127,6 +127,9 @@ class Scorer:
                 continue
             if not isinstance(result, MetricResult):
                 result = MetricResult(result, OK)
+            if result.status == NOT_APPLICABLE:  # found out only while computing (e.g. a group without siblings)
+                results[metric.name] = result
+                continue
             value = finite_or_none(result.value)
             results[metric.name] = MetricResult(value, OK, result.detail, result.extra) if value is not None else \
                 MetricResult(None, ERROR, "the metric produced a non-finite number")
