@@ -11,6 +11,7 @@ from PIL import Image
 
 from tvbench.errors import ConfigError
 from tvbench.judge import Evaluator, JudgeCache, JudgeClient, JudgeConfig, JudgeItem, load_prompt
+from tvbench.judge.cache import CachedReply
 from tvbench.judge.client import retry_after_seconds
 from tvbench.judge.images import draw_drag_arrows
 from tvbench.judge.prompts import PROMPT_DIR, available_prompts
@@ -274,8 +275,36 @@ def test_cache_is_shared_safely_by_processes_and_threads(tmp_path):
     assert all(p.exitcode == 0 for p in procs)
     cache = JudgeCache(Path(path))
     assert len(cache) == 600 and cache.get("key-451").content == "Score: 1" and cache.get("nope") is None
-    assert cache._connect().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert cache.journal_mode() == "wal"
     cache.close()
+
+
+def test_closing_the_cache_while_workers_write_neither_crashes_nor_loses_their_replies(tmp_path):
+    """Ctrl-C closes the cache while requests in flight still finish and write (once a segfault)."""
+    cache = JudgeCache(tmp_path / "judge.sqlite")
+    reply = CachedReply("Score: 2", None, "stop", 10, 5)
+    stop = threading.Event()
+    written: list[str] = []
+
+    def writer(name: str) -> None:
+        k = 0
+        while not stop.is_set() or k < 50:
+            key = f"{name}-{k}"
+            cache.put(key, model="m", prompt_id="p", reply=reply)
+            written.append(key)
+            k += 1
+
+    workers = [threading.Thread(target=writer, args=(f"w{n}",)) for n in range(4)]
+    for worker in workers:
+        worker.start()
+    time.sleep(0.05)
+    cache.close()  # the workers keep writing after this
+    stop.set()
+    for worker in workers:
+        worker.join(timeout=60)
+    reopened = JudgeCache(tmp_path / "judge.sqlite")
+    assert len(reopened) == len(written) and reopened.get(written[-1]) == reply
+    reopened.close()
 
 
 def test_an_interrupt_stops_the_queue_and_keeps_what_came_back(tmp_path):

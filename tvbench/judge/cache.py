@@ -8,6 +8,10 @@ failed (timeout, HTTP error) leaves no row, so a rerun retries exactly those.
 
 Each thread has its own connection; WAL lets readers run beside one writer, and a busy timeout makes
 concurrent writers wait instead of failing. (SQLite's locking needs a local file system, not NFS.)
+:meth:`JudgeCache.close` may come from another thread while workers still write (Ctrl-C drops the queue but
+cannot stop a request in flight): closing a connection that another thread is using crashes the process, so
+each statement runs under a shared lock that ``close`` takes exclusively, and a worker that finishes after the
+close still stores its reply, through a connection of its own that it closes at once.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 from pathlib import Path
 
 from tvbench.errors import ResultsError
@@ -58,46 +64,109 @@ class JudgeCache:
         self.busy_timeout_s = busy_timeout_s
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the list of connections
+        self._use = _SharedLock()  # statements share it; close() takes it alone
+        self._closed = False
         try:
-            self._connect()  # create the table (and fail early on an unwritable or corrupt file)
+            with self._connection():  # create the table (and fail early on an unwritable or corrupt file)
+                pass
         except sqlite3.Error as exc:
             raise ResultsError(f"{self.path}: cannot open the judge cache ({exc}); pass another --judge-cache or "
                                "delete the file") from None
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None,
-                                   check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute(SCHEMA)
-            self._local.conn = conn
-            with self._lock:
-                self._connections.append(conn)
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(SCHEMA)
         return conn
 
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection, held open for the statement; after close(), a one-off connection."""
+        with self._use.shared():
+            if self._closed:
+                conn = self._open()
+                try:
+                    yield conn
+                finally:
+                    conn.close()
+                return
+            conn = getattr(self._local, "conn", None)
+            if conn is None:
+                conn = self._local.conn = self._open()
+                with self._lock:
+                    self._connections.append(conn)
+            yield conn
+
     def get(self, key: str) -> CachedReply | None:
-        row = self._connect().execute("SELECT content, refusal, finish_reason, prompt_tokens, completion_tokens "
-                                      "FROM judgments WHERE key = ?", (key,)).fetchone()
+        with self._connection() as conn:
+            row = conn.execute("SELECT content, refusal, finish_reason, prompt_tokens, completion_tokens "
+                               "FROM judgments WHERE key = ?", (key,)).fetchone()
         if row is None:
             return None
         return CachedReply(row[0], row[1], row[2], int(row[3] or 0), int(row[4] or 0))
 
     def put(self, key: str, *, model: str, prompt_id: str, reply: CachedReply) -> None:
-        self._connect().execute(
-            "INSERT OR REPLACE INTO judgments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (key, model, prompt_id, reply.content, reply.refusal, reply.finish_reason, reply.prompt_tokens,
-             reply.completion_tokens, time.time()))
+        with self._connection() as conn:
+            conn.execute("INSERT OR REPLACE INTO judgments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         (key, model, prompt_id, reply.content, reply.refusal, reply.finish_reason,
+                          reply.prompt_tokens, reply.completion_tokens, time.time()))
+
+    def journal_mode(self) -> str:
+        with self._connection() as conn:
+            return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
 
     def __len__(self) -> int:
-        return int(self._connect().execute("SELECT COUNT(*) FROM judgments").fetchone()[0])
+        with self._connection() as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM judgments").fetchone()[0])
 
     def close(self) -> None:
-        with self._lock:
-            for conn in self._connections:
-                conn.close()
-            self._connections.clear()
-        self._local = threading.local()
+        """Close every thread's connection, once no statement is running on any of them."""
+        with self._use.exclusive():
+            self._closed = True
+            with self._lock:
+                for conn in self._connections:
+                    conn.close()
+                self._connections.clear()
+            self._local = threading.local()
+
+
+class _SharedLock:
+    """Many holders of the shared side at once, or one of the exclusive side; a waiting exclusive holder goes
+    first, so a busy pool of workers cannot keep close() waiting."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._shared = 0
+        self._exclusive = False
+        self._waiting = 0
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._condition:
+            while self._exclusive or self._waiting:
+                self._condition.wait()
+            self._shared += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._shared -= 1
+                self._condition.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._condition:
+            self._waiting += 1
+            while self._exclusive or self._shared:
+                self._condition.wait()
+            self._waiting -= 1
+            self._exclusive = True
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._exclusive = False
+                self._condition.notify_all()
