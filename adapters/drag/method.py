@@ -103,16 +103,15 @@ class DiffusionDragMethod(Method):
             raise ValueError("n_steps must be at least 1 and inversion_strength in (0, 1]")
         if round(self.inversion_strength * self.n_steps) < 1:
             raise ValueError(f"inversion_strength {self.inversion_strength} of {self.n_steps} steps inverts no step")
-        if self.lr <= 0 or self.lam < 0:
-            raise ValueError("lr must be positive and lam non-negative")
-        if self.feature_block < 0 or self.kv_start_layer < 0:
-            raise ValueError("feature_block and kv_start_layer must be non-negative")
+        if self.lr <= 0:
+            raise ValueError("lr must be positive")
         negative = [f.name for f in fields(self) if type(getattr(self, f.name)) in (int, float)
                     and getattr(self, f.name) < 0]
         if negative:
             raise ValueError(f"options must not be negative: {', '.join(negative)}")
         self._engine: "DragEngine | None" = None
         self._lora = None
+        self._schedule: "DdimSchedule | None" = None
 
     # -- what a subclass provides ---------------------------------------------------------------------------
 
@@ -132,6 +131,7 @@ class DiffusionDragMethod(Method):
     def setup(self) -> None:
         from .engine import DragEngine
         from .lora import IdentityLora, LoraRecipe
+        from .schedule import DdimSchedule
 
         self._engine = DragEngine.load(self.model, vae=self.vae_spec(), device=self.runtime.device,
                                        dtype=self.runtime.dtype or "float32")
@@ -141,17 +141,18 @@ class DiffusionDragMethod(Method):
         if self.feature_block >= len(self._engine.unet.up_blocks):
             raise ConfigError(f"{self.name}: feature_block={self.feature_block}, but the UNet has up blocks "
                               f"0..{len(self._engine.unet.up_blocks) - 1}")
+        try:
+            self._schedule = DdimSchedule(self._engine.scheduler, self.n_steps)
+        except ValueError as exc:
+            raise ConfigError(f"{self.name} with {self.model}: {exc}") from None
 
     def teardown(self) -> None:
-        self._engine = None
-        self._lora = None
+        self._engine = self._lora = self._schedule = None
 
     def edit(self, case: Case, *, seed: int) -> EditResult:
         import torch
 
-        from .schedule import DdimSchedule
-
-        engine = self._engine
+        engine, schedule = self._engine, self._schedule
         if engine is None:
             raise RuntimeError(f"{self.name}: setup() was not called")
         if not case.points:
@@ -165,10 +166,6 @@ class DiffusionDragMethod(Method):
             lora_status, lora_key = self._lora.apply(work, prompt)
         if lora_status != "trained":
             timer.drop("lora")
-        try:
-            schedule = DdimSchedule(engine.scheduler, self.n_steps)
-        except ValueError as exc:
-            raise ConfigError(f"{self.name}: {exc}") from None
         text = engine.text_embedding(prompt)
         with timer.phase("inversion"):
             latent = engine.invert(engine.encode(work), text, schedule, self.inversion_strength)
