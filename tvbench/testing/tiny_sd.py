@@ -17,20 +17,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tvbench.testing.tiny_editors import clip_tokenizer
+
 TEXT_DIM = 32
 SHAPES = ("sd15", "sd21")
-
-
-def tiny_clip_tokenizer(max_length: int = 77):
-    """A byte-level CLIP tokenizer built in memory: every byte has a symbol, so any caption tokenizes."""
-    from tokenizers.pre_tokenizers import ByteLevel
-    from transformers import CLIPTokenizer
-
-    symbols = sorted(ByteLevel.alphabet())
-    vocab = {token: i for i, token in enumerate(symbols + [s + "</w>" for s in symbols])}
-    for special in ("<|startoftext|>", "<|endoftext|>"):
-        vocab[special] = len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=max_length)
 
 
 def _text_config(tokenizer, max_length: int, hidden_act: str):
@@ -70,7 +60,7 @@ def tiny_sd_components(shape: str = "sd15", seed: int = 0) -> dict[str, Any]:
         raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
     max_length = 77 if shape == "sd15" else 16
     torch.manual_seed(seed)
-    tokenizer = tiny_clip_tokenizer(max_length)
+    tokenizer = clip_tokenizer(max_length)
     text_encoder = CLIPTextModel(_text_config(tokenizer, max_length, "quick_gelu" if shape == "sd15" else "gelu"))
     unet = _unet(shape)
     vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16, 16, 16),
@@ -98,7 +88,7 @@ def save_tiny_clip(folder: str | Path, seed: int = 0, image_size: int = 32) -> P
 
     folder = Path(folder)
     torch.manual_seed(seed)
-    tokenizer = tiny_clip_tokenizer()
+    tokenizer = clip_tokenizer()
     text = _text_config(tokenizer, 77, "quick_gelu").to_dict()
     vision = {"hidden_size": TEXT_DIM, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
               "image_size": image_size, "patch_size": 8, "projection_dim": TEXT_DIM, "hidden_act": "quick_gelu"}
