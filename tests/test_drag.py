@@ -33,10 +33,10 @@ from tvbench_adapters.drag.motion import motion_supervision_loss, sample_patch, 
 
 SAMPLE_CASES = ("real-move-ball", "real-rotate-card")  # 320x224 and 224x320: both orientations, not square
 FEW_STEPS = ["--set", "resolution=64", "--set", "n_steps=4", "--set", "inversion_strength=0.5", "--set",
-             "lora_steps=2", "--set", "lora_batch_size=1", "--set", "kv_start_layer=4"]
-METHOD_STEPS = {"dragdiffusion": ["drag_steps=3"], "dragnoise": ["drag_steps=3"],
-                "gooddrag": ["vae=", "drag_end_step=2", "tracks_per_step=2", "drags_per_track=1"],
-                "clipdrag": ["drag_steps=3"]}
+             "lora_steps=2", "--set", "lora_batch_size=1"]
+METHOD_STEPS = {"dragdiffusion": ["drag_steps=3", "kv_start_layer=4"], "dragnoise": ["drag_steps=3"],
+                "gooddrag": ["vae=", "drag_end_step=2", "tracks_per_step=2", "drags_per_track=1", "kv_start_layer=4"],
+                "clipdrag": ["drag_steps=3", "kv_start_layer=4"]}
 
 
 # -- fixtures: a tiny pipeline and a small benchmark on disk ----------------------------------------------------
@@ -94,37 +94,35 @@ def images(run_dir: Path) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def cli_runs(models, benches, run_env, tmp_path_factory):
-    """Every method through ``tvbench run``, two or three processes at a time.
+    """Every method through ``tvbench run``, in two lanes so both cores work (and at most two processes live).
 
-    gooddrag and dragnoise on the real case; dragdiffusion on the two sample cases, killed once its first image is
-    written, then the same command again (it must resume); clipdrag on the first sample case, alongside the resumed
-    run, after dragdiffusion trained that case's LoRA.
+    Lane 1: dragdiffusion on the two sample cases, killed once its first image is written, then the same command
+    again (it must resume), then clipdrag on the first case (DragDiffusion trained its LoRA). Lane 2: gooddrag,
+    then dragnoise, on the real case.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     out = tmp_path_factory.mktemp("drag-runs")
 
-    def start(method: str, bench: Path, *extra: str, quiet: bool = False) -> subprocess.Popen:
-        return subprocess.Popen(tvbench_command(method, bench, out, models, *extra), env=run_env, text=True,
-                                stdout=subprocess.DEVNULL if quiet else subprocess.PIPE, stderr=subprocess.STDOUT)
+    def run(method: str, bench: Path, *extra: str) -> tuple[str, int]:
+        result = subprocess.run(tvbench_command(method, bench, out, models, *extra), env=run_env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600)
+        return result.stdout, result.returncode
 
-    running = {method: start(method, benches[1]) for method in ("gooddrag", "dragnoise")}
-    killed = start("dragdiffusion", benches[0], quiet=True)
-    first_image = out / "dragdiffusion" / f"{SAMPLE_CASES[0]}.png"
-    deadline = time.monotonic() + 600
-    while not first_image.exists() and killed.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    killed.kill()
-    killed.wait()
-    killed_with = sorted(p.stem for p in (out / "dragdiffusion").glob("*.png"))
-    running["dragdiffusion"] = start("dragdiffusion", benches[0])
-    running["clipdrag"] = start("clipdrag", benches[0], "--cases", SAMPLE_CASES[0])
-    try:
-        results = {method: (process.communicate(timeout=600)[0], process.returncode)
-                   for method, process in running.items()}
-    finally:
-        for process in running.values():
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+    with ThreadPoolExecutor(max_workers=1) as lane_2:
+        background = lane_2.submit(lambda: {method: run(method, benches[1]) for method in ("gooddrag", "dragnoise")})
+        killed = subprocess.Popen(tvbench_command("dragdiffusion", benches[0], out, models), env=run_env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        first_image = out / "dragdiffusion" / f"{SAMPLE_CASES[0]}.png"
+        deadline = time.monotonic() + 600
+        while not first_image.exists() and killed.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        killed.kill()
+        killed.wait()
+        killed_with = sorted(p.stem for p in (out / "dragdiffusion").glob("*.png"))
+        results = {"dragdiffusion": run("dragdiffusion", benches[0]),
+                   "clipdrag": run("clipdrag", benches[0], "--cases", SAMPLE_CASES[0])}
+        results.update(background.result())
     return {"out": out, "killed_with": killed_with, "results": results}
 
 
@@ -142,6 +140,7 @@ def test_a_killed_run_resumes_and_returns_the_sources_size(cli_runs):
         assert facts["native_size"] == ([64, 48] if size[0] > size[1] else [48, 64])
         assert 0 <= facts["drag_iterations"] <= 3 and isinstance(facts["handles_reached"], bool)
         assert set(facts["phases"]) >= {"inversion", "drag", "denoise"} and len(facts["final_handles"]) == 2
+        assert facts["kv_layers"] == 6  # the tiny UNet's 10 self-attention layers, controlled from layer 4
     assert statuses[SAMPLE_CASES[0]]["facts"]["lora"] == "trained"
     assert "lora" in statuses[SAMPLE_CASES[0]]["facts"]["phases"]
 
@@ -291,9 +290,9 @@ def test_motion_supervision_loss_falls_over_iterations(engine):
     handles, targets = geometry.handles_and_targets(((20.0, 30.0, 44.0, 30.0),))
     ctx = DragContext(engine=engine, schedule=schedule, geometry=geometry, text=text, latent=latent,
                       start=schedule.start_index(0.5), handles=handles, targets=targets, mask=None,
-                      timer=PhaseTimer(), case=None)
+                      timer=PhaseTimer(), case=None, feature_block=2)
     rule = DragRule(steps=10, lr=0.01, lam=0.1, r_m=1, r_p=0, reference_is_original=True)
-    result = optimise_drag(ctx, latent.clone(), latent_forward(ctx, 2), rule)
+    result = optimise_drag(ctx, latent.clone(), latent_forward(ctx), rule)
     assert result.iterations == 10 and result.handles == handles  # r_p = 0: the handle cannot move
     assert result.losses[-1] < 0.7 * result.losses[0] and min(result.losses[5:]) < min(result.losses[:3])
     assert not torch.equal(result.parameter, latent)
@@ -368,7 +367,7 @@ def test_missing_weights_are_one_line():
         DragEngine.load(str(Path(__file__).parent), device="cpu")
 
 
-def test_bad_options_are_refused_before_loading():
+def test_bad_options_are_refused_before_any_case(models):
     from tvbench.errors import ConfigError
     from tvbench.methods import create_method
 
@@ -377,3 +376,6 @@ def test_bad_options_are_refused_before_loading():
     with pytest.raises(ConfigError, match="drag_steps"):
         create_method("dragnoise", {"drag_steps": "-1"})
     assert math.isclose(create_method("gooddrag").inversion_strength, 0.75)
+    method = create_method("dragdiffusion", {"model": str(models[0]), "feature_block": "4"})
+    with pytest.raises(ConfigError, match="feature_block=4, but the UNet has 4 up blocks"):
+        method.setup()

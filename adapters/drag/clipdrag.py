@@ -33,9 +33,9 @@ from typing import Any
 from tvbench.cases import Case
 from tvbench.errors import UnavailableError, one_line
 
-from .dragdiffusion import denoise_with_source, latent_forward
-from .method import DiffusionDragMethod, DragContext, DragOutcome
-from .optimise import DragRule, optimise_drag
+from .dragdiffusion import DragDiffusion
+from .method import DragContext
+from .optimise import DragRule
 
 DEFAULT_CLIP = "openai/clip-vit-base-patch16"
 # OpenAI CLIP's normalisation (the constants of CLIPImageProcessor and of the `clip` package).
@@ -45,7 +45,7 @@ CLIP_PATTERNS = ("*.json", "*.txt", "model.safetensors")
 
 
 @dataclass
-class ClipDrag(DiffusionDragMethod):
+class ClipDrag(DragDiffusion):
     """CLIPDrag on Stable Diffusion 1.5 (native port; defaults in the module docstring)."""
 
     name = "clipdrag"
@@ -71,17 +71,16 @@ class ClipDrag(DiffusionDragMethod):
     def edit_text(self, case: Case) -> str:
         return case.instruction or case.caption or ""
 
-    def drag_and_denoise(self, ctx: DragContext) -> DragOutcome:
-        rule = DragRule(steps=self.drag_steps, lr=self.lr, lam=self.lam, r_m=self.r_m, r_p=self.r_p, max_step=4.0,
+    def rule(self) -> DragRule:
+        return DragRule(steps=self.drag_steps, lr=self.lr, lam=self.lam, r_m=self.r_m, r_p=self.r_p, max_step=4.0,
                         reference_is_original=True, fast_tracking=True)
+
+    def gradient_hook(self, ctx: DragContext):
         text = self.edit_text(ctx.case)
-        hook = self._fusion_hook(ctx, text) if text else None
-        with ctx.timer.phase("drag"):
-            result = optimise_drag(ctx, ctx.latent.clone(), latent_forward(ctx, self.feature_block), rule, hook)
-        with ctx.timer.phase("denoise"):
-            latent = denoise_with_source(ctx, result.parameter, self.kv_start_layer)
-        return DragOutcome(latent, result.iterations, result.handles, result.reached,
-                           facts={"clip_guidance": bool(text)})
+        return self._fusion_hook(ctx, text) if text else None
+
+    def extra_facts(self, ctx: DragContext) -> dict:
+        return {"clip_guidance": bool(self.edit_text(ctx.case))}
 
     def _fusion_hook(self, ctx: DragContext, text: str):
         import torch

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .attention import self_attention_names
 from .method import DiffusionDragMethod, DragContext, DragOutcome
 from .optimise import DragRule, optimise_drag
 
 
-def latent_forward(ctx: DragContext, block: int):
+def latent_forward(ctx: DragContext):
     """``z -> (x_{t-1}, features)`` at the inverted timestep: the forward pass DragDiffusion optimises through."""
 
     def forward(latent):
-        eps, features = ctx.engine.eps_and_features(latent, ctx.t, ctx.text, block, ctx.geometry.supervision_size)
+        eps, features = ctx.features(latent, ctx.t)
         x_prev, _ = ctx.schedule.step(eps, ctx.t, latent)
         return x_prev, features
 
@@ -35,6 +36,11 @@ def denoise_with_source(ctx: DragContext, edited, kv_start_layer: int):
     return ctx.engine.denoise(pair, ctx.text, ctx.schedule, ctx.remaining_steps, kv_start_layer=kv_start_layer)[1:]
 
 
+def controlled_layers(ctx: DragContext, kv_start_layer: int) -> int:
+    """How many self-attention layers the key/value control reaches (0: none, e.g. a small UNet and layer 10)."""
+    return len(self_attention_names(ctx.engine.unet)[kv_start_layer:])
+
+
 @dataclass
 class DragDiffusion(DiffusionDragMethod):
     """DragDiffusion on Stable Diffusion 1.5 (native port; defaults in the module docstring)."""
@@ -46,13 +52,22 @@ class DragDiffusion(DiffusionDragMethod):
     drag_steps: int = 80  # maximum motion-supervision steps (n_pix_step)
     r_m: int = 1  # motion-supervision patch radius (supervision cells)
     r_p: int = 3  # point-tracking window radius
+    kv_start_layer: int = 10  # first self-attention layer reading the source's keys and values while denoising
 
     def rule(self) -> DragRule:
         return DragRule(steps=self.drag_steps, lr=self.lr, lam=self.lam, r_m=self.r_m, r_p=self.r_p)
 
     def drag_and_denoise(self, ctx: DragContext) -> DragOutcome:
         with ctx.timer.phase("drag"):
-            result = optimise_drag(ctx, ctx.latent.clone(), latent_forward(ctx, self.feature_block), self.rule())
+            result = optimise_drag(ctx, ctx.latent.clone(), latent_forward(ctx), self.rule(), self.gradient_hook(ctx))
         with ctx.timer.phase("denoise"):
             latent = denoise_with_source(ctx, result.parameter, self.kv_start_layer)
-        return DragOutcome(latent, result.iterations, result.handles, result.reached)
+        return DragOutcome(latent, result.iterations, result.handles, result.reached,
+                           facts={"kv_layers": controlled_layers(ctx, self.kv_start_layer), **self.extra_facts(ctx)})
+
+    def gradient_hook(self, ctx: DragContext):
+        """A hook that may rewrite the latent's gradient before each step (CLIPDrag's fusion); none here."""
+        return None
+
+    def extra_facts(self, ctx: DragContext) -> dict:
+        return {}

@@ -52,8 +52,7 @@ class DragNoise(DiffusionDragMethod):
 
             def forward(bottleneck):
                 mid.value = bottleneck
-                eps, features = engine.eps_and_features(ctx.latent, ctx.t, ctx.text, self.feature_block,
-                                                        ctx.geometry.supervision_size)
+                eps, features = ctx.features(ctx.latent, ctx.t)
                 x_prev, _ = ctx.schedule.step(eps, ctx.t, ctx.latent)
                 return x_prev, features
 

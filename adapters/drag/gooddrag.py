@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from tvbench.cases import Case
 
 from .attention import source_kv_control
+from .dragdiffusion import controlled_layers
 from .method import DiffusionDragMethod, DragContext, DragOutcome
 from .motion import all_reached, motion_supervision_loss, track_points
 
@@ -62,6 +63,7 @@ class GoodDrag(DiffusionDragMethod):
     d: int = 4  # how far ahead of the handle the moved patch sits (beta)
     max_track_no_change: int = 5  # rounds without handle movement that end the drag
     drag_loss_threshold: float = 0.0  # a round also ends when the drag loss <= this x (2 r1)^2
+    kv_start_layer: int = 10  # first self-attention layer reading the source's keys and values (after the drag)
 
     def vae_spec(self) -> str:
         return self.vae
@@ -95,7 +97,8 @@ class GoodDrag(DiffusionDragMethod):
                     pair, _ = schedule.step(engine.eps(pair, t, ctx.text), t, pair)
                     source, edited = pair[:1], pair[1:]
         reached = all_reached(state.handles, ctx.targets)
-        return DragOutcome(edited, state.iterations, state.handles, reached, facts={"drag_stop": state.stop})
+        return DragOutcome(edited, state.iterations, state.handles, reached,
+                           facts={"drag_stop": state.stop, "kv_layers": controlled_layers(ctx, self.kv_start_layer)})
 
     def _undragged_trajectory(self, ctx: DragContext, steps: list[int]) -> list[tuple]:
         """Per drag step: the undragged latent's next latent and its features (``get_original_features``)."""
@@ -105,8 +108,7 @@ class GoodDrag(DiffusionDragMethod):
         with torch.no_grad():
             for index in steps:
                 t = ctx.schedule.timesteps[index]
-                eps, features = ctx.engine.eps_and_features(x, t, ctx.text, self.feature_block,
-                                                            ctx.geometry.supervision_size)
+                eps, features = ctx.features(x, t)
                 x, _ = ctx.schedule.step(eps, t, x)
                 references.append((x, features))
         return references
@@ -120,8 +122,7 @@ class GoodDrag(DiffusionDragMethod):
         optimizer = torch.optim.Adam([latent], lr=self.lr)
         rounds, in_round, first = 0, 0, True
         while rounds < self.tracks_per_step:
-            eps, features = ctx.engine.eps_and_features(latent, t, ctx.text, self.feature_block,
-                                                        ctx.geometry.supervision_size)
+            eps, features = ctx.features(latent, t)
             x_prev, _ = ctx.schedule.step(eps, t, latent)
             if first:
                 first = False

@@ -50,6 +50,11 @@ class DragContext:
     mask: "torch.Tensor | None"  # (1, 1, h, w) at latent resolution, 1 = may change; None: no mask term
     timer: PhaseTimer
     case: Case
+    feature_block: int  # index of the up block whose output is the feature map
+
+    def features(self, latent: "torch.Tensor", t: int) -> tuple["torch.Tensor", "torch.Tensor"]:
+        """Predicted noise and the supervision features of ``latent`` at timestep ``t``."""
+        return self.engine.eps_and_features(latent, t, self.text, self.feature_block, self.geometry.supervision_size)
 
     @property
     def t(self) -> int:
@@ -76,7 +81,8 @@ class DiffusionDragMethod(Method):
     DragDiffusion's defaults (``drag_ui.py`` and ``drag_bench_evaluation/run_drag_diffusion.py`` of
     Yujun-Shi/DragDiffusion): base model ``runwayml/stable-diffusion-v1-5`` (now
     ``stable-diffusion-v1-5/stable-diffusion-v1-5``), 50 DDIM steps, inversion strength 0.7, LoRA rank 16 for 80
-    steps at 5e-4 with batch 4, features of ``up_blocks[2]``, source key/value control from self-attention layer 10.
+    steps at 5e-4 with batch 4, features of ``up_blocks[2]`` (``unet_feature_idx = 3``; written ``-2``, the
+    second-to-last up block, so UNets with fewer levels work too).
     """
 
     inputs: ClassVar[frozenset[str]] = frozenset({"image", "mask", "points", "caption"})
@@ -93,8 +99,7 @@ class DiffusionDragMethod(Method):
     lora_batch_size: int = 4
     lr: float = 0.01  # Adam learning rate of the drag optimisation
     lam: float = 0.1  # weight of the term keeping the unmasked region unchanged
-    feature_block: int = 2  # UNet up block whose output is the drag feature map
-    kv_start_layer: int = 10  # first self-attention layer reading the source's keys and values while denoising
+    feature_block: int = -2  # up block giving the feature map, from the end if negative (SD 1.5: up_blocks[2])
 
     def __post_init__(self) -> None:
         if self.resolution < 8 or self.resolution % 8:
@@ -106,12 +111,13 @@ class DiffusionDragMethod(Method):
         if self.lr <= 0:
             raise ValueError("lr must be positive")
         negative = [f.name for f in fields(self) if type(getattr(self, f.name)) in (int, float)
-                    and getattr(self, f.name) < 0]
+                    and getattr(self, f.name) < 0 and f.name != "feature_block"]
         if negative:
             raise ValueError(f"options must not be negative: {', '.join(negative)}")
         self._engine: "DragEngine | None" = None
         self._lora = None
         self._schedule: "DdimSchedule | None" = None
+        self._feature_index = 0
 
     # -- what a subclass provides ---------------------------------------------------------------------------
 
@@ -138,9 +144,10 @@ class DiffusionDragMethod(Method):
         recipe = LoraRecipe(steps=self.lora_steps, lr=self.lora_lr, rank=self.lora_rank,
                             batch_size=self.lora_batch_size, resolution=self.resolution)
         self._lora = IdentityLora(self._engine, recipe)
-        if self.feature_block >= len(self._engine.unet.up_blocks):
-            raise ConfigError(f"{self.name}: feature_block={self.feature_block}, but the UNet has up blocks "
-                              f"0..{len(self._engine.unet.up_blocks) - 1}")
+        count = len(self._engine.unet.up_blocks)
+        self._feature_index = self.feature_block + count if self.feature_block < 0 else self.feature_block
+        if not 0 <= self._feature_index < count:
+            raise ConfigError(f"{self.name}: feature_block={self.feature_block}, but the UNet has {count} up blocks")
         try:
             self._schedule = DdimSchedule(self._engine.scheduler, self.n_steps)
         except ValueError as exc:
@@ -172,7 +179,8 @@ class DiffusionDragMethod(Method):
         handles, targets = geometry.handles_and_targets(case.points)
         ctx = DragContext(engine=engine, schedule=schedule, geometry=geometry, text=text, latent=latent,
                           start=schedule.start_index(self.inversion_strength), handles=handles, targets=targets,
-                          mask=self._latent_mask(case, geometry), timer=timer, case=case)
+                          mask=self._latent_mask(case, geometry), timer=timer, case=case,
+                          feature_block=self._feature_index)
         outcome = self.drag_and_denoise(ctx)
         with timer.phase("denoise"), torch.no_grad():
             image = self._to_source_size(engine.decode(outcome.latent), source.size)
