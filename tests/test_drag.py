@@ -191,9 +191,11 @@ def test_gooddrag_and_dragnoise_end_to_end(method, cli_runs, benches):
 
 
 def test_listing_shows_table_1s_inputs_without_importing_torch():
-    code = ("import sys; from tvbench.methods import list_methods; rows = {r.name: r for r in list_methods()}; "
-            "print({n: (rows[n].available, rows[n].inputs) for n in ('dragdiffusion', 'gooddrag', 'clipdrag', "
-            "'dragnoise')}); assert not {'torch', 'diffusers', 'peft'} & set(sys.modules), 'heavy import'")
+    code = ("import sys; from tvbench.methods import METHODS; "
+            "classes = {n: METHODS.load(n) for n in ('dragdiffusion', 'gooddrag', 'clipdrag', 'dragnoise')}; "
+            "assert not {'torch', 'diffusers', 'peft'} & set(sys.modules), 'heavy import'; "
+            "from tvbench.methods import list_methods; rows = {r.name: r for r in list_methods()}; "
+            "print({n: (rows[n].available, rows[n].inputs) for n in classes})")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str({"dragdiffusion": (True, "M+P+T"), "gooddrag": (True, "M+P+T"),
