@@ -16,49 +16,12 @@ from tvbench.features import DiftBackbone
 
 pytest.importorskip("diffusers")
 
-TEXT_DIM = 32
-
-
-def _tiny_tokenizer():
-    from tokenizers.pre_tokenizers import ByteLevel
-    from transformers import CLIPTokenizer
-
-    symbols = sorted(ByteLevel.alphabet())  # every byte has a symbol, so any caption tokenizes
-    vocab = {token: i for i, token in enumerate(symbols + [s + "</w>" for s in symbols])}
-    for special in ("<|startoftext|>", "<|endoftext|>"):
-        vocab[special] = len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=16)
-
-
 @pytest.fixture(scope="module")
 def sd_dir(tmp_path_factory):
     """unet/ vae/ text_encoder/ tokenizer/ scheduler/ saved with save_pretrained, as on the hub."""
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from tvbench.testing.tiny_sd import save_tiny_sd
 
-    torch.manual_seed(0)
-    tokenizer = _tiny_tokenizer()
-    text_encoder = CLIPTextModel(CLIPTextConfig(hidden_size=TEXT_DIM, intermediate_size=64, num_hidden_layers=2,
-                                                num_attention_heads=4, vocab_size=len(tokenizer),
-                                                max_position_embeddings=16, projection_dim=TEXT_DIM,
-                                                bos_token_id=len(tokenizer) - 2, eos_token_id=len(tokenizer) - 1,
-                                                pad_token_id=len(tokenizer) - 1))
-    # Three levels (two upsamplers, overall factor 4) so odd latent sides exercise the forwarded upsample sizes.
-    unet = UNet2DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(16, 32, 32),
-        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=TEXT_DIM, attention_head_dim=(2, 4, 4), use_linear_projection=True, norm_num_groups=8)
-    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16, 16, 16),
-                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-                        layers_per_block=1, norm_num_groups=8, sample_size=64)
-    scheduler = DDIMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
-                              beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False, steps_offset=1)
-    folder = tmp_path_factory.mktemp("tiny-sd2")
-    for name, part in {"unet": unet, "vae": vae, "text_encoder": text_encoder, "tokenizer": tokenizer,
-                       "scheduler": scheduler}.items():
-        part.save_pretrained(folder / name)
-    return folder
+    return save_tiny_sd(tmp_path_factory.mktemp("tiny-sd2"), shape="sd21")
 
 
 @pytest.fixture(scope="module")

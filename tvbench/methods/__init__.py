@@ -44,6 +44,14 @@ METHODS.register("tvedit-qwen", "tvbench_adapters.tvedit.methods:TVEditQwen", ex
 METHODS.register("tvedit-kontext", "tvbench_adapters.tvedit.methods:TVEditKontext", extra="diffusers",
                  requires=("diffusers", "transformers"))
 
+# The native diffusion drag engine (adapters/drag/): Stable Diffusion 1.5 through diffusers, LoRA through PEFT.
+_DRAG_NEEDS = ("torch", "diffusers", "transformers", "peft")
+METHODS.register("dragdiffusion", "tvbench_adapters.drag.dragdiffusion:DragDiffusion", extra="diffusers",
+                 requires=_DRAG_NEEDS)
+METHODS.register("gooddrag", "tvbench_adapters.drag.gooddrag:GoodDrag", extra="diffusers", requires=_DRAG_NEEDS)
+METHODS.register("clipdrag", "tvbench_adapters.drag.clipdrag:ClipDrag", extra="diffusers", requires=_DRAG_NEEDS)
+METHODS.register("dragnoise", "tvbench_adapters.drag.dragnoise:DragNoise", extra="diffusers", requires=_DRAG_NEEDS)
+
 
 def _register_method_specs() -> None:
     """Methods run from other repositories, described by spec files (``TVBENCH_METHOD_PATH``, shipped examples)."""

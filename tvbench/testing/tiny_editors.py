@@ -73,14 +73,15 @@ def qwen2_vl_processor(tokenizer):
                             tokenizer=tokenizer, video_processor=Qwen2VLVideoProcessor())
 
 
-def clip_tokenizer():
+def clip_tokenizer(max_length: int = 77):
+    """A byte-level CLIP tokenizer (no merges); also the tokenizer of the tiny Stable Diffusion pipelines."""
     from transformers import CLIPTokenizer
 
     symbols = _byte_symbols()
     vocab = {token: i for i, token in enumerate(symbols + [symbol + "</w>" for symbol in symbols])}
     for special in ("<|startoftext|>", "<|endoftext|>"):
         vocab[special] = len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=max_length)
 
 
 def t5_tokenizer():
