@@ -40,7 +40,7 @@ from tvbench.cases import Case
 from tvbench.errors import CaseError, ConfigError, TvbenchError, one_line
 from tvbench.io import encode_png
 from tvbench.judge.config import redact_url
-from tvbench.methods.base import EditResult, Method, Outcome, Runtime, runtime_option
+from tvbench.methods.base import EditResult, Method, Outcome, Runtime, at_source_size, runtime_option
 from tvbench.ratelimit import RateLimiter
 from tvbench.retry import Failure, RetryPolicy, call_with_retries
 
@@ -226,10 +226,7 @@ class ApiEditor(Method):
             facts["model_version"] = reply.model_version
         if reply.refused is not None or reply.image is None:
             return EditResult.refusal(self.scrub(reply.refused or "no image in the reply"), **facts)
-        image = reply.image.convert("RGB")
-        facts["native_size"] = list(image.size)
-        if image.size != source.size:
-            image = image.resize(source.size, Image.Resampling.LANCZOS)
+        image, facts["native_size"] = at_source_size(reply.image.convert("RGB"), source.size)
         return EditResult(image, facts)
 
     def _attempt(self, png: bytes, instruction: str, seed: int) -> ApiReply:

@@ -50,7 +50,7 @@ from PIL import Image
 
 from tvbench.cases import Case
 from tvbench.errors import CaseError, ConfigError, UnavailableError, one_line
-from tvbench.methods.base import EditResult, Method, runtime_option
+from tvbench.methods.base import EditResult, Method, at_source_size, runtime_option
 from tvbench_adapters.editors.sizing import NATIVE_AREA, area_dimensions, check_area, working_area
 
 OFFLOAD_MODES = ("none", "model", "sequential")
@@ -281,9 +281,7 @@ class DiffusersEditor(Method):
         phases = {name: round(seconds / len(cases), 4) for name, seconds in clock.phases().items()}
         results = []
         for source, image in zip(request.sources, images):
-            native = list(image.size)
-            if image.size != source.size:
-                image = image.resize(source.size, Image.LANCZOS)
+            image, native = at_source_size(image, source.size)
             results.append(EditResult(image=image, facts={
                 "native_size": native, "steps": self.inference_steps(), "phases": phases,
                 "weights": self.weights_revision}))

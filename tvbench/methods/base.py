@@ -112,6 +112,16 @@ class EditResult:
 Outcome = typing.Union[Image.Image, EditResult]
 
 
+def at_source_size(image: Image.Image, size: tuple[int, int]) -> tuple[Image.Image, list[int]]:
+    """An editor's output mapped back to the source's ``(w, h)`` (Lanczos), and the size it came at.
+
+    Editors work at their own resolution (about one megapixel, an API's fixed sizes); the benchmark compares
+    at the source's. The second value is the ``native_size`` fact.
+    """
+    native = [image.width, image.height]
+    return (image if image.size == tuple(size) else image.resize(tuple(size), Image.Resampling.LANCZOS)), native
+
+
 def case_seed(run_seed: int, case_id: str) -> int:
     """The seed of one case: a hash of the run seed and the case id (< 2**63, fits ``torch.Generator``).
 
