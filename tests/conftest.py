@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tvbench.testing.data import dragbench_dev_folder  # noqa: E402
+
 # The 50 real DragBench cases shipped beside the repository (shared/data/dragbench-dev), or where the variable says.
-DRAGBENCH_DEV = Path(os.environ.get("TVBENCH_DRAGBENCH_DEV", "/work/shared/data/dragbench-dev"))
-if not DRAGBENCH_DEV.is_dir():
-    DRAGBENCH_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "dragbench-dev"
+DRAGBENCH_DEV = dragbench_dev_folder()
 
 
 @pytest.fixture(scope="session", autouse=True)

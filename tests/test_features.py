@@ -191,3 +191,32 @@ def test_lpips_without_cached_trunk_explains(monkeypatch):
     monkeypatch.setattr("torch.hub.load_state_dict_from_url", offline)
     with pytest.raises(UnavailableError, match=r"TORCH_HOME.*--smoke"):
         LpipsModel("alex", random_trunk=False)
+
+
+@pytest.mark.parametrize("random_trunk", [True, False])
+def test_lpips_built_without_random_fills_equals_the_library_build(monkeypatch, random_trunk):
+    """LpipsModel skips torch's random fills while building (every weight is overwritten after): the result is
+    the network lpips itself builds, bit for bit, and torch.nn.init is left as it was."""
+    import warnings
+
+    import lpips
+    import torch
+    import torchvision
+
+    from tvbench.features.lpips import RANDOM_TRUNK_SEED
+    from tvbench.features.random_init import deterministic_init_
+
+    torch.manual_seed(0)
+    trunk = torchvision.models.alexnet().state_dict()  # stands in for torchvision's ImageNet checkpoint
+    monkeypatch.setattr("torchvision.models._api.load_state_dict_from_url", lambda *args, **kwargs: trunk)
+    uniform = torch.nn.init.uniform_
+    ours = LpipsModel("alex", random_trunk=random_trunk).model
+    assert torch.nn.init.uniform_ is uniform
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = lpips.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=random_trunk, verbose=False)
+    if random_trunk:
+        deterministic_init_(reference.net, RANDOM_TRUNK_SEED)
+    expected = reference.state_dict()
+    assert ours.state_dict().keys() == expected.keys()
+    assert all(torch.equal(value, expected[name]) for name, value in ours.state_dict().items())

@@ -101,7 +101,7 @@ def test_batched_run_equals_single_run_and_resume_on_other_runtime_is_the_same_r
     manifest = json.loads((tmp_path / "a/seeded/manifest.json").read_text())
     assert manifest["config"]["options"] == {"strength": 1.0} and manifest["config"]["dtype"] == "float32"
     assert manifest["runtime_options"] == {"concurrency": 1}
-    assert manifest["runtime"] == {"device": "cpu", "dtype": "float32", "batch_size": 4}
+    assert manifest["runtime"] == {"device": "cpu", "dtype": "float32", "batch_size": 4, "threads": None}
     assert manifest["cases"]["case-3"]["facts"] == {"native_size": [16, 12], "phases": {"denoise": 0.01}}
 
 
@@ -195,11 +195,11 @@ def test_cli_run_on_a_missing_gpu_is_one_line_before_any_work(small_bench, tmp_p
 
 def test_cli_run_several_methods_with_runtime_flags(small_bench, tmp_path):
     result = tvbench("run", "-m", "identity,tps-warp", "-b", str(small_bench), "--device", "cpu",
-                     "--dtype", "bf16", "--batch-size", "2", "-q", cwd=tmp_path)
+                     "--dtype", "bf16", "--batch-size", "2", "--threads", "1", "-q", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     for name in ("identity", "tps-warp"):
         manifest = json.loads((tmp_path / "results" / name / "manifest.json").read_text())
-        assert manifest["runtime"] == {"device": "cpu", "dtype": None, "batch_size": 2}
+        assert manifest["runtime"] == {"device": "cpu", "dtype": None, "batch_size": 2, "threads": 1}
         assert manifest["counts"]["done"] == 3
 
 

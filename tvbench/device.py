@@ -91,18 +91,3 @@ def release_memory() -> None:
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
-
-
-def one_cpu_thread_for_small_models() -> None:
-    """Run torch's CPU kernels on one thread, unless the user chose a thread count (``OMP_NUM_THREADS``).
-
-    For the tiny random networks of ``--smoke`` a second thread buys nothing: the work per kernel is too small to
-    split, and the threads' spin-waiting multiplied the CPU time of the README's smoke scoring by about 4.5
-    (measured on 2 cores: 165 CPU-s with torch's default threads, 37 CPU-s with one; the same numbers either
-    way). A general ``--threads`` option is issue 13's.
-    """
-    if os.environ.get("OMP_NUM_THREADS"):
-        return
-    import torch
-
-    torch.set_num_threads(1)

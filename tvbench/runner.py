@@ -34,6 +34,7 @@ from tvbench.io import (PARTIAL_PREFIX, append_jsonl, atomic_save_png, atomic_wr
 from tvbench.device import release_memory
 from tvbench.methods import (EditResult, Method, Outcome, Runtime, case_seed, input_letters, restrict_case,
                              setup_method)
+from tvbench.threads import set_torch_threads
 from tvbench.progress import progress_bar, stderr
 from tvbench.provenance import environment, now
 
@@ -296,6 +297,8 @@ def run_method(method: Method, bench: Benchmark, out: Path, *, run_name: str | N
         raise ConfigError(f"run name {run_name!r} is unsafe as a folder name; use letters, digits, '-', '_', '.'") \
             from None
     method.runtime = method.resolve_runtime(runtime or Runtime())
+    if method.runtime.threads is not None:
+        set_torch_threads(method.runtime.threads)
     run_dir = Path(out) / run_name
     run_dir.mkdir(parents=True, exist_ok=True)
     identity = run_identity(method, bench, seed)

@@ -32,6 +32,8 @@ def run(
     dtype: Optional[str] = typer.Option(None, help="float32, bfloat16 or float16 for methods that use torch "
                                                    "(default: bfloat16 on CUDA, else float32)."),
     batch_size: int = typer.Option(1, help="Cases per call for methods that batch (not part of the run's identity)."),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads (default: $TVBENCH_THREADS, "
+                                                     "$OMP_NUM_THREADS, else the cores available)."),
     retry: str = typer.Option("failed", help="Statuses a rerun edits again: failed, or failed,refused."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
@@ -41,6 +43,7 @@ def run(
     from tvbench.launch import launcher_process
     from tvbench.methods import Runtime, create_method
     from tvbench.runner import Shard, run_method
+    from tvbench.threads import resolve_threads
 
     names = _split(method)
     if method_specs:
@@ -60,7 +63,7 @@ def run(
     methods = [create_method(name, options) for name in names]  # fail on bad options before any work
     local = any(m.uses_device for m in methods) or device.strip().lower() != "auto"
     runtime = Runtime(device=resolve_device(device) if local else "cpu", dtype=dtype_name(dtype) if dtype else None,
-                      batch_size=batch_size)
+                      batch_size=batch_size, threads=resolve_threads(threads).count)
     benchmark = load_benchmark(bench, progress=not quiet)
     failed = 0
     while methods:  # one method at a time: run it, tear it down, drop it, then load the next

@@ -28,6 +28,8 @@ def score(
     smoke: bool = typer.Option(False, help="Random-weight networks: an offline pipeline check, not paper numbers."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, mps."),
     dtype: str = typer.Option("float32", help="DINOv3 precision: float32, bfloat16 or float16."),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads (default: $TVBENCH_THREADS, "
+                                                     "$OMP_NUM_THREADS, else the cores available)."),
     rescore: bool = typer.Option(False, help="Recompute every row instead of reusing earlier ones."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     wait: bool = typer.Option(False, "--wait", help="If another tvbench score is writing RESULTS, start when it is "
@@ -62,21 +64,21 @@ def score(
     The leaderboard is `tvbench report RESULTS`. Exits 1 when an edit could not be scored (each is named on
     stderr; the rows say why).
     """
-    from tvbench.device import dtype_name, one_cpu_thread_for_small_models, resolve_device
+    from tvbench.device import dtype_name, resolve_device
 
     device, dtype = resolve_device(device), dtype_name(dtype)  # a missing GPU is one line before anything loads
-    if smoke and device == "cpu":
-        one_cpu_thread_for_small_models()
-    from tvbench.features import DEFAULT_BACKBONE, DEFAULT_RESOLUTION, RANDOM_BACKBONES
+    from tvbench.features.defaults import DEFAULT_BACKBONE, DEFAULT_RESOLUTION, RANDOM_BACKBONES
     from tvbench.scoring import SCORES_FILE, SUMMARY_FILE, ScoringConfig, score_results
+    from tvbench.threads import resolve_threads
 
+    resolve_threads(threads)  # a bad --threads or $TVBENCH_THREADS fails before any work
     if smoke and backbone and backbone not in RANDOM_BACKBONES:
         raise ConfigError(f"--smoke uses random weights; --backbone may only pick one of {', '.join(RANDOM_BACKBONES)}")
     config = ScoringConfig(metrics=_split(metrics) or None, backbone=backbone or DEFAULT_BACKBONE,
                            resolution=resolution or DEFAULT_RESOLUTION, match_resolution=match_resolution,
                            lpips_net=lpips_net, smoke=smoke, device=device, dtype=dtype, rescore=rescore,
                            feature_cache=None if feature_cache == "off" else feature_cache, dift_model=dift_model,
-                           ci_level=ci, bootstrap=bootstrap, ci_method=ci_method, ci_seed=ci_seed)
+                           ci_level=ci, bootstrap=bootstrap, ci_method=ci_method, ci_seed=ci_seed, threads=threads)
     from tvbench.analysis.bootstrap import check_settings
 
     check_settings(ci, bootstrap, ci_method)  # before any network loads

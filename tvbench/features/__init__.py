@@ -2,13 +2,33 @@
 
 Models are separate from metrics: a metric asks for features, and the scorer loads each network once per
 run and computes each distinct image's features once (:class:`FeatureStore`).
+
+Names are resolved on first use, so reading the defaults (:mod:`tvbench.features.defaults`) imports no torch:
+``tvbench score`` reads its options and finds its results folder and benchmark before it pays for torch.
 """
 
-from tvbench.features.dift import DiftBackbone  # imports diffusers only when a model is loaded
-from tvbench.features.dino import (DEFAULT_BACKBONE, DEFAULT_RESOLUTION, RANDOM_BACKBONES, DinoBackbone,
-                                   ImageFeatures)
-from tvbench.features.lpips import LpipsModel
-from tvbench.features.store import FeatureStore
+from __future__ import annotations
 
-__all__ = ["DEFAULT_BACKBONE", "DEFAULT_RESOLUTION", "RANDOM_BACKBONES", "DiftBackbone", "DinoBackbone", "FeatureStore",
-           "ImageFeatures", "LpipsModel"]
+import importlib
+
+_EXPORTS = {
+    "DEFAULT_BACKBONE": "defaults", "DEFAULT_RESOLUTION": "defaults", "RANDOM_BACKBONES": "defaults",
+    "DiftBackbone": "dift", "DinoBackbone": "dino", "ImageFeatures": "dino", "LpipsModel": "lpips",
+    "FeatureStore": "store",
+}
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+__all__ = sorted(_EXPORTS)

@@ -23,22 +23,16 @@ from PIL import Image
 
 from tvbench.device import torch_device, torch_dtype
 from tvbench.errors import UnavailableError
+from tvbench.features.defaults import DEFAULT_BACKBONE, DEFAULT_RESOLUTION, RANDOM_BACKBONES  # noqa: F401
 from tvbench.features.random_init import deterministic_init_
 from tvbench.features.weights import folder_revision, resolve_weights
 from tvbench.io import build_folder_once
 from tvbench.settings import cache_dir
 
-DEFAULT_BACKBONE = "timm/vit_base_patch16_dinov3.lvd1689m"
-DEFAULT_RESOLUTION = 448
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MARKER = "tvbench.json"  # written beside randomly initialised weights so results say so
 
-# Randomly initialised DINOv3 architectures for offline pipeline checks (never for reported numbers).
-RANDOM_BACKBONES = {
-    "random-tiny": ("vit_small_patch16_dinov3", {"embed_dim": 64, "depth": 2, "num_heads": 2, "img_size": 256}),
-    "random-vits16": ("vit_small_patch16_dinov3", {"img_size": 256}),
-}
 RANDOM_SEED = 0
 
 

@@ -75,17 +75,20 @@ def runtime_option(default: Any = dataclasses.MISSING, *, default_factory: Any =
 
 @dataclasses.dataclass(frozen=True)
 class Runtime:
-    """Where and how a run executes a method; chosen per run (``--device``, ``--dtype``, ``--batch-size``).
+    """Where and how a run executes a method; chosen per run (``--device``, ``--dtype``, ``--batch-size``,
+    ``--threads``).
 
     ``device`` is resolved (``cpu``, ``cuda:0``, ``mps``). ``dtype`` is ``None`` for methods that ignore it
     (:attr:`Method.uses_dtype` false); for the others the runner fills in the method's choice before
-    :meth:`Method.setup`. The device and batch size never enter a run's identity; the dtype does, since it
-    changes the images.
+    :meth:`Method.setup`. ``threads`` is torch's CPU thread count, given to torch before :meth:`Method.setup`
+    (``None``: left as it is; see :mod:`tvbench.threads`). The device, batch size and threads never enter a run's
+    identity; the dtype does, since it changes the images.
     """
 
     device: str = "cpu"
     dtype: str | None = None
     batch_size: int = 1
+    threads: int | None = None
 
     def describe(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

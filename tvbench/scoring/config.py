@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tvbench.analysis.bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED
-from tvbench.features import DEFAULT_BACKBONE, DEFAULT_RESOLUTION
+from tvbench.features.defaults import DEFAULT_BACKBONE, DEFAULT_RESOLUTION
 
 if TYPE_CHECKING:
     from tvbench.judge.config import JudgeConfig
@@ -37,3 +37,4 @@ class ScoringConfig:
     bootstrap: int = DEFAULT_RESAMPLES  # resamples
     ci_method: str = "percentile"  # or "bca"
     ci_seed: int = DEFAULT_SEED
+    threads: int | None = None  # torch CPU threads; None: $TVBENCH_THREADS, $OMP_NUM_THREADS or the cores available

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from PIL import Image, UnidentifiedImageError
 
@@ -17,7 +17,6 @@ from tvbench.analysis.paired import Settings
 from tvbench.analysis.uncertainty import annotate
 from tvbench.cases import Case
 from tvbench.errors import CaseError, one_line
-from tvbench.features import FeatureStore
 from tvbench.io import atomic_write_json, atomic_write_text, jsonl_line
 from tvbench.locks import folder_lock
 from tvbench.metrics import Metric
@@ -31,6 +30,9 @@ from tvbench.scoring.files import CACHE_FILE, SCORES_FILE, SCORES_SCHEMA_VERSION
 from tvbench.scoring.rows import ERROR, MetricResult, ScoreMemo, make_row
 from tvbench.scoring.runs import MethodRun, discover_runs, resolve_benchmark
 from tvbench.scoring.scorer import Scorer
+
+if TYPE_CHECKING:
+    from tvbench.features import FeatureStore
 
 
 def _prefetch(scorer: Scorer, store: FeatureStore, images: CaseImages,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from PIL import Image
 
@@ -11,14 +11,17 @@ from tvbench.cases import Case
 from tvbench.cases.case import pixel_digest
 from tvbench.device import torch_device
 from tvbench.errors import ConfigError, one_line
-from tvbench.features import DEFAULT_BACKBONE, RANDOM_BACKBONES, DinoBackbone, FeatureStore, LpipsModel
-from tvbench.features.cache import FeatureCache, default_feature_cache_dir
+from tvbench.features.defaults import DEFAULT_BACKBONE, RANDOM_BACKBONES
 from tvbench.io import config_hash, finite_or_none
 from tvbench.metrics import Metric, default_metrics, get_metric
 from tvbench.scoring.config import SMOKE_BACKBONE, ScoringConfig
 from tvbench.scoring.context import CaseImages, EditContext, in_memory_case
 from tvbench.scoring.edits import fit_edit
 from tvbench.scoring.rows import ERROR, MISSING, NOT_APPLICABLE, OK, MetricResult
+from tvbench.threads import apply_threads
+
+if TYPE_CHECKING:
+    from tvbench.features import FeatureStore
 
 
 class Scorer:
@@ -33,14 +36,22 @@ class Scorer:
             if value < 16:
                 raise ConfigError(f"{flag} {value} is too small (at least one 16-pixel patch)")
         device = torch_device(config.device)
+        # before any network is built; one thread for --smoke's tiny networks on the CPU unless a count was chosen
+        self.threads = apply_threads(config.threads, small_models=config.smoke and device.type == "cpu")
         self.backbone = None
+        # The networks' modules (and torch, timm, lpips behind them) are imported only when a metric needs them.
         if "dino" in needs:
+            from tvbench.features.dino import DinoBackbone
+
             spec = config.backbone
             if config.smoke and spec not in RANDOM_BACKBONES:  # smoke: random weights, by default the tiny ones
                 spec = SMOKE_BACKBONE
             self.backbone = DinoBackbone.from_pretrained(spec, device=str(device), dtype=config.dtype)
-        self.lpips = LpipsModel(config.lpips_net, random_trunk=config.smoke, device=device) if "lpips" in needs \
-            else None
+        self.lpips = None
+        if "lpips" in needs:
+            from tvbench.features.lpips import LpipsModel
+
+            self.lpips = LpipsModel(config.lpips_net, random_trunk=config.smoke, device=device)
         self.dift = None
         if "dift" in needs:
             if config.smoke:
@@ -88,11 +99,14 @@ class Scorer:
 
     def describe(self) -> dict:
         return {"models": self.models(), "smoke": self.config.smoke, "device": str(self.device),
-                "metric_keys": self.keys}
+                "threads": self.threads.describe(), "metric_keys": self.keys}
 
-    def new_store(self) -> FeatureStore | None:
+    def new_store(self) -> "FeatureStore | None":
         if self.backbone is None:
             return None
+        from tvbench.features.cache import FeatureCache, default_feature_cache_dir
+        from tvbench.features.store import FeatureStore
+
         disk = None
         if self.config.feature_cache:
             cache = self.config.feature_cache
