@@ -24,10 +24,9 @@ from tvbench.errors import one_line
 from tvbench.judge.cache import CachedReply, JudgeCache, judgment_key
 from tvbench.judge.client import JudgeClient, Reply
 from tvbench.judge.config import JudgeConfig
-from tvbench.judge.images import data_url, png_bytes
+from tvbench.judge.images import PngMemo, data_url
 from tvbench.judge.parsing import parse_reply
 from tvbench.judge.prompts import Prompt
-from tvbench.io import sha256_hex
 from tvbench.metrics.base import ERROR, OK, REFUSED, UNPARSEABLE
 from tvbench.progress import track
 
@@ -140,6 +139,7 @@ class Evaluator:
         self._client: JudgeClient | None = None
         self._client_factory = client_factory or (lambda: JudgeClient(config))
         self._client_lock = threading.Lock()
+        self._pngs = PngMemo()  # each image encoded once per evaluator, whatever number of requests carry it
 
     @property
     def client(self) -> JudgeClient:
@@ -155,10 +155,10 @@ class Evaluator:
 
     def _one(self, item: JudgeItem, stats: RunStats) -> ItemResult:
         try:
-            pngs = [png_bytes(image) for image in item.images()]
+            encoded = [self._pngs.get(image) for image in item.images()]
         except Exception as exc:  # an unreadable image must not stop the other items
             return ItemResult(item.id, ERROR, [], f"cannot prepare the images: {one_line(exc)}")
-        shas = [sha256_hex(png) for png in pngs]
+        pngs, shas = [png for png, _ in encoded], [sha for _, sha in encoded]
         messages = None
         judgments = []
         decoding = self.config.decoding()
