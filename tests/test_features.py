@@ -62,6 +62,21 @@ def test_timm_folder_loads_and_matches_the_model(timm_dir):
     assert backbone.describe()["revision"].startswith("sha256:") and not backbone.random_init
 
 
+def test_cpu_batches_only_small_inputs_and_batching_never_changes_features(timm_dir, monkeypatch):
+    from tvbench.features import dino
+
+    backbone = DinoBackbone.from_pretrained(str(timm_dir[0]), device="cpu")
+    monkeypatch.setattr(dino, "CPU_BATCH_MAX_TOKENS", 40)  # 96x64 images: 128 px -> 8x5 = 40 tokens, 160 px -> 60
+    assert backbone.batches([0, 1, 2], (96, 64), 128) == [[0, 1, 2]]
+    assert backbone.batches([0, 1, 2], (96, 64), 160) == [[0], [1], [2]]
+    imgs = images(3)
+    together = backbone.encode(imgs, 128)
+    monkeypatch.setattr(dino, "CPU_BATCH_MAX_TOKENS", 0)
+    alone = backbone.encode(imgs, 128)
+    for a, b in zip(together, alone):
+        assert torch.allclose(a.cls, b.cls, atol=1e-5) and torch.allclose(a.patches, b.patches, atol=1e-5)
+
+
 def test_transformers_folder_loads_and_matches_the_model(transformers_dir):
     folder, model = transformers_dir
     backbone = DinoBackbone.from_pretrained(str(folder), device="cpu")

@@ -41,16 +41,21 @@ def _partial_sibling(path: Path, create: Callable[[Path], T]) -> tuple[Path, T]:
     raise FileExistsError(f"{path.parent}: cannot create a temporary file for {path.name}")
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that ``path`` is never observed half-written; mode 0666 minus the umask."""
+def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` so that ``path`` is never observed half-written; mode 0666 minus the umask.
+
+    ``durable=False`` skips the flush to disk: for caches, where an entry lost to a power cut is recomputed (the
+    rename still keeps readers from seeing half a file).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp, fd = _partial_sibling(path, lambda name: os.open(name, _NEW_FILE_FLAGS, 0o666))
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -62,5 +62,6 @@ class FeatureCache:
     def save(self, key: str, tensors: dict[str, torch.Tensor]) -> None:
         from safetensors.torch import save
 
-        atomic_write_bytes(self._path(key), save({name: t.contiguous() for name, t in tensors.items()}))
+        data = save({name: t.contiguous() for name, t in tensors.items()})
+        atomic_write_bytes(self._path(key), data, durable=False)  # a cache: an entry lost in a crash is recomputed
         self.writes += 1

@@ -32,6 +32,11 @@ from tvbench.settings import cache_dir
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MARKER = "tvbench.json"  # written beside randomly initialised weights so results say so
+# On the CPU, same-size images share a batch only up to this many tokens each (448 px: 784). At 896 px (3136
+# tokens) a batch was 1.19-1.22x slower per image than singles and held more memory (issue 13, 2-core CPU); on
+# 2 busy cores with one thread, batches cost 6-9% more CPU per image at both sizes (benchmarks/batch_bench.py,
+# 2026-11-27, load 5). On a GPU a batch is always faster.
+CPU_BATCH_MAX_TOKENS = 1024
 
 RANDOM_SEED = 0
 
@@ -149,18 +154,31 @@ class DinoBackbone:
             return self.model.forward_features(pixels)
         return self.model(pixel_values=pixels).last_hidden_state
 
+    def batches(self, indices: list[int], size: tuple[int, int], resolution: int) -> list[list[int]]:
+        """How images of one size go through the network: together, except on the CPU above
+        :data:`CPU_BATCH_MAX_TOKENS` tokens per image, where one at a time was faster."""
+        width, height = self.input_size(*size, resolution)
+        tokens = (width // self.patch_size) * (height // self.patch_size)
+        if self.device.type == "cpu" and tokens > CPU_BATCH_MAX_TOKENS:
+            return [[index] for index in indices]
+        return [indices]
+
     def encode(self, images: Sequence[Image.Image], resolution: int = DEFAULT_RESOLUTION) -> list[ImageFeatures]:
-        """Features of each image; images of one size go through the network as one batch."""
+        """Features of each image; images of one size share a batch where that measured faster (:meth:`batches`)."""
         by_size: dict[tuple[int, int], list[int]] = {}
         for index, image in enumerate(images):
             by_size.setdefault(image.size, []).append(index)
         results: list[ImageFeatures | None] = [None] * len(images)
-        for indices in by_size.values():
-            pixels = self.preprocess([images[i] for i in indices], resolution)
-            rows, cols = pixels.shape[2] // self.patch_size, pixels.shape[3] // self.patch_size
-            tokens = self.forward_tokens(pixels).float().cpu()
-            for batch_index, image_index in enumerate(indices):
-                patches = tokens[batch_index, self.num_prefix_tokens:]
-                results[image_index] = ImageFeatures(cls=tokens[batch_index, 0],
-                                                     patches=patches.reshape(rows, cols, -1))
+        for size, same_size in by_size.items():
+            for indices in self.batches(same_size, size, resolution):
+                self._encode_batch(images, indices, resolution, results)
         return results  # type: ignore[return-value]
+
+    def _encode_batch(self, images: Sequence[Image.Image], indices: list[int], resolution: int,
+                      results: list) -> None:
+        pixels = self.preprocess([images[i] for i in indices], resolution)
+        rows, cols = pixels.shape[2] // self.patch_size, pixels.shape[3] // self.patch_size
+        tokens = self.forward_tokens(pixels).float().cpu()
+        for batch_index, image_index in enumerate(indices):
+            patches = tokens[batch_index, self.num_prefix_tokens:]
+            results[image_index] = ImageFeatures(cls=tokens[batch_index, 0], patches=patches.reshape(rows, cols, -1))
