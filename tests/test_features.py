@@ -235,3 +235,19 @@ def test_lpips_built_without_random_fills_equals_the_library_build(monkeypatch, 
     expected = reference.state_dict()
     assert ours.state_dict().keys() == expected.keys()
     assert all(torch.equal(value, expected[name]) for name, value in ours.state_dict().items())
+
+
+def test_lpips_equals_the_library_forward_and_reuses_a_reference_across_edits():
+    import torch
+
+    from tvbench.features.lpips import to_lpips_tensor
+
+    model = LpipsModel("alex", random_trunk=True)
+    target, *edits = images(4)
+    for edit in edits:  # the same target object each time, as the scorer passes it for every method's edit
+        expected = float(model.model(to_lpips_tensor(edit), to_lpips_tensor(target)).flatten()[0])
+        assert model.distance(edit, target) == expected
+        x, y = (torch.nn.functional.interpolate(to_lpips_tensor(img), (40, 56), mode="bilinear")
+                for img in (target, edit))
+        assert model.distance_at(target, edit, (56, 40)) == float(model.model(x, y).flatten()[0])
+    assert sum(1 for image, _ in model._recent.values() if image is target) == 2  # full size and 56x40

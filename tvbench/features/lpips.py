@@ -8,6 +8,7 @@ LPIPS was trained on (feeding [0, 1] images is the classic silent LPIPS mistake)
 from __future__ import annotations
 
 import warnings
+from collections import OrderedDict
 from contextlib import contextmanager
 
 import numpy as np
@@ -19,6 +20,7 @@ from tvbench.features.random_init import deterministic_init_
 
 LPIPS_NETS = ("alex", "vgg", "squeeze")
 RANDOM_TRUNK_SEED = 0
+RECENT_IMAGES = 6  # trunk activations kept (about 2.5 MB for a 256 x 256 image, 10 MB at 512 x 512)
 
 
 def to_lpips_tensor(image: Image.Image) -> torch.Tensor:
@@ -74,6 +76,9 @@ class LpipsModel:
         if not all(torch.isfinite(p).all() for p in model.parameters()):  # a weight left uninitialised would show
             raise RuntimeError(f"LPIPS-{net}: a weight was not loaded (non-finite values)")
         self.model = model.eval().to(self.device)
+        self._normalize, self._average = lpips.normalize_tensor, lpips.lpips.spatial_average
+        self._recent: OrderedDict[tuple[int, tuple[int, int] | None], tuple[Image.Image, list[torch.Tensor]]] = \
+            OrderedDict()
 
     def describe(self) -> dict:
         trunk = f"random (seed {RANDOM_TRUNK_SEED})" if self.random_trunk else "torchvision ImageNet"
@@ -83,16 +88,38 @@ class LpipsModel:
     def distance(self, a: Image.Image, b: Image.Image) -> float:
         if a.size != b.size:
             raise ValueError(f"LPIPS needs equal sizes, got {a.size} and {b.size}")
-        return self._distance(to_lpips_tensor(a), to_lpips_tensor(b))
+        return self._compare(self._features(a), self._features(b))
 
     @torch.inference_mode()
     def distance_at(self, a: Image.Image, b: Image.Image, size: tuple[int, int]) -> float:
         """LPIPS after resizing both [-1, 1] tensors to ``size`` (W, H) with bilinear interpolation, no antialias
         (``F.interpolate``'s default, as DragDiffusion's similarity script uses)."""
-        width, height = size
-        x, y = (torch.nn.functional.interpolate(to_lpips_tensor(img), (height, width), mode="bilinear")
-                for img in (a, b))
-        return self._distance(x, y)
+        return self._compare(self._features(a, size), self._features(b, size))
 
-    def _distance(self, x: torch.Tensor, y: torch.Tensor) -> float:
-        return float(self.model(x.to(self.device), y.to(self.device)).flatten()[0])
+    def _features(self, image: Image.Image, size: tuple[int, int] | None = None) -> list[torch.Tensor]:
+        """The trunk's unit-normalised activations per layer, as ``lpips.LPIPS.forward`` computes them for one
+        input, kept for the last few images: every method's edit of a case is compared with the same target (or
+        source) object, whose activations are computed once."""
+        key = (id(image), size)
+        held = self._recent.get(key)
+        if held is not None and held[0] is image:
+            self._recent.move_to_end(key)
+            return held[1]
+        tensor = to_lpips_tensor(image)
+        if size is not None:
+            width, height = size
+            tensor = torch.nn.functional.interpolate(tensor, (height, width), mode="bilinear")
+        outputs = self.model.net.forward(self.model.scaling_layer(tensor.to(self.device)))
+        features = [self._normalize(outputs[k]) for k in range(self.model.L)]
+        self._recent[key] = (image, features)  # the image is kept so that its id is not reused while held
+        while len(self._recent) > RECENT_IMAGES:
+            self._recent.popitem(last=False)
+        return features
+
+    def _compare(self, first: list[torch.Tensor], second: list[torch.Tensor]) -> float:
+        """The rest of ``lpips.LPIPS.forward`` (version 0.1, not spatial): per layer, the learned linear head on the
+        squared difference, averaged over space, summed over layers in the same order."""
+        total = 0
+        for k in range(self.model.L):
+            total += self._average(self.model.lins[k]((first[k] - second[k]) ** 2), keepdim=True)
+        return float(total.flatten()[0])
