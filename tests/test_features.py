@@ -67,8 +67,12 @@ def test_cpu_batches_only_small_inputs_and_batching_never_changes_features(timm_
 
     backbone = DinoBackbone.from_pretrained(str(timm_dir[0]), device="cpu")
     monkeypatch.setattr(dino, "CPU_BATCH_MAX_TOKENS", 40)  # 96x64 images: 128 px -> 8x5 = 40 tokens, 160 px -> 60
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     assert backbone.batches([0, 1, 2], (96, 64), 128) == [[0, 1, 2]]
     assert backbone.batches([0, 1, 2], (96, 64), 160) == [[0], [1], [2]]
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)  # one thread: singles at any size
+    assert backbone.batches([0, 1, 2], (96, 64), 128) == [[0], [1], [2]]
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     imgs = images(3)
     together = backbone.encode(imgs, 128)
     monkeypatch.setattr(dino, "CPU_BATCH_MAX_TOKENS", 0)

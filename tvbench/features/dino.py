@@ -32,10 +32,10 @@ from tvbench.settings import cache_dir
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MARKER = "tvbench.json"  # written beside randomly initialised weights so results say so
-# On the CPU, same-size images share a batch only up to this many tokens each (448 px: 784). At 896 px (3136
-# tokens) a batch was 1.19-1.22x slower per image than singles and held more memory (issue 13, 2-core CPU); on
-# 2 busy cores with one thread, batches cost 6-9% more CPU per image at both sizes (benchmarks/batch_bench.py,
-# 2026-11-27, load 5). On a GPU a batch is always faster.
+# On the CPU, same-size images share a batch only with several torch threads and up to this many tokens each
+# (448 px: 784). benchmarks/batch_bench.py, 2-core CPU, 2026-11-27, batch / singles time per image: one thread,
+# 1.18 at 448 px and 0.99 at 896 px; two threads, 0.88 at 448 px and 0.97 (0.83-1.07) at 896 px, where a batch
+# also holds more memory (issue 13 had measured 1.19-1.22 at 896 px). On a GPU a batch is always used.
 CPU_BATCH_MAX_TOKENS = 1024
 
 RANDOM_SEED = 0
@@ -155,11 +155,11 @@ class DinoBackbone:
         return self.model(pixel_values=pixels).last_hidden_state
 
     def batches(self, indices: list[int], size: tuple[int, int], resolution: int) -> list[list[int]]:
-        """How images of one size go through the network: together, except on the CPU above
-        :data:`CPU_BATCH_MAX_TOKENS` tokens per image, where one at a time was faster."""
+        """How images of one size go through the network: together, except on the CPU with one thread or above
+        :data:`CPU_BATCH_MAX_TOKENS` tokens per image, where one at a time was as fast or faster."""
         width, height = self.input_size(*size, resolution)
         tokens = (width // self.patch_size) * (height // self.patch_size)
-        if self.device.type == "cpu" and tokens > CPU_BATCH_MAX_TOKENS:
+        if self.device.type == "cpu" and (tokens > CPU_BATCH_MAX_TOKENS or torch.get_num_threads() == 1):
             return [[index] for index in indices]
         return [indices]
 
