@@ -7,10 +7,11 @@ burst of load from other jobs hits them all). For each: wall seconds, CPU second
 and its children, from `wait4`) and peak resident memory, as median (min–max) over repeats, and the wall time
 above `python -c "import tvbench"` (the floor of any command).
 
-`score (nothing to do)` rescores a results folder whose rows are all reused (the bundled sample, identity, with
-`--smoke`): everything `tvbench score` does besides computing, i.e. imports, reading and hashing the benchmark,
-building the networks, reading the row memo, writing the files and the table. `import torch` and `import timm,
-lpips` are there for reference: they bound what any command that touches a network can reach.
+`score (no such folder)` is the cost of a mistake (one line, exit 2). `score (nothing to do)` rescores a results
+folder whose rows are all reused (the bundled sample, identity, with `--smoke`): everything `tvbench score` does
+besides computing, i.e. imports, reading and hashing the benchmark, building the networks, reading the row memo,
+writing the files. `import torch` and `import timm, lpips` are there for reference: they bound what any command
+that touches a network can reach.
 """
 
 from __future__ import annotations
@@ -33,14 +34,15 @@ def tvbench_command() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "tvbench"]
 
 
-def run_once(argv: list[str], env: dict) -> tuple[float, float, float]:
-    """Wall s, CPU s (the process and its waited-for children) and peak RSS MB of one run; fails loudly."""
+def run_once(argv: list[str], env: dict, expect: int = 0) -> tuple[float, float, float]:
+    """Wall s, CPU s (the process and its waited-for children) and peak RSS MB of one run; fails loudly when the
+    exit code is not ``expect``."""
     started = time.perf_counter()
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
+    if process.returncode != expect:
         message = process.stderr.read().decode()[-500:]
         raise SystemExit(f"{' '.join(argv)} failed (exit {process.returncode}): {message}")
     process.stderr.close()
@@ -68,6 +70,9 @@ def main() -> None:
         "tvbench ls methods": tvbench + ["ls", "methods"],
         "tvbench ls metrics": tvbench + ["ls", "metrics"],
         "tvbench score (nothing to do)": tvbench + ["score", str(results), "--smoke", "-q"],
+        "tvbench score (no such folder)": tvbench + ["score", str(work / "missing"), "--smoke"],
+        "tvbench score --device cpu (no such folder)": tvbench + ["score", str(work / "missing"), "--smoke",
+                                                                  "--device", "cpu"],
         'python -c "import torch"': [sys.executable, "-c", "import torch"],
         'python -c "import timm, lpips"': [sys.executable, "-c", "import timm, lpips"],
     }
@@ -77,7 +82,7 @@ def main() -> None:
         print(f"repeat {repeat + 1}/{args.repeats}", file=sys.stderr, flush=True)
         order = list(commands) if repeat % 2 == 0 else list(reversed(commands))
         for name in order:
-            measured[name].append(run_once(commands[name], env))
+            measured[name].append(run_once(commands[name], env, expect=2 if "no such folder" in name else 0))
             loads.append(load_average())
     floor = spread([wall for wall, _, _ in measured['python -c "import tvbench"']]).median
     print(f"startup_bench: {machine()}; {args.repeats} repeats, commands interleaved; load average "
