@@ -9,7 +9,7 @@ Names are resolved on first use, so reading the defaults (:mod:`tvbench.features
 
 from __future__ import annotations
 
-import importlib
+from tvbench.lazy import lazy_exports
 
 _EXPORTS = {
     "DEFAULT_BACKBONE": "defaults", "DEFAULT_RESOLUTION": "defaults", "RANDOM_BACKBONES": "defaults",
@@ -18,17 +18,5 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
-
-
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

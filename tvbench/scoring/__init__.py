@@ -31,7 +31,7 @@ the orchestrator.
 
 from __future__ import annotations
 
-import importlib
+from tvbench.lazy import lazy_exports
 
 _EXPORTS = {
     "CACHE_FILE": "files", "SCORES_FILE": "files", "SCORES_SCHEMA_VERSION": "files", "SUMMARY_FILE": "files",
@@ -46,17 +46,5 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
-
-
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)
