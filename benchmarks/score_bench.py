@@ -194,6 +194,8 @@ def reset_scoring(results: Path, features: Path) -> None:
 
 def bench_one(spec: str, work: Path, args) -> list[dict]:
     from tvbench.features.dino import RANDOM_BACKBONES, materialize_random_backbone
+    from tvbench.scoring.config import SMOKE_BACKBONE
+    from tvbench.threads import resolve_threads
 
     methods = args.methods.split(",")
     added = methods[-1]
@@ -217,7 +219,9 @@ def bench_one(spec: str, work: Path, args) -> list[dict]:
     for backbone in args.backbones.split(","):
         if backbone in RANDOM_BACKBONES:
             materialize_random_backbone(backbone)  # built once, outside every clock
-        common = {"backbone": backbone, "device": args.device, "threads": args.threads, "resolution": args.resolution,
+        # one thread count for both sides of every ratio: the scorer's own rule (one thread for the smoke model)
+        threads = resolve_threads(args.threads, small_models=backbone == SMOKE_BACKBONE and args.device == "cpu")
+        common = {"backbone": backbone, "device": args.device, "threads": threads.count, "resolution": args.resolution,
                   "match_resolution": args.match_resolution}
         score_spec = {**common, "results": str(results), "bench": str(bench_folder),
                       "feature_cache": str(work / "features")}
@@ -289,7 +293,8 @@ def main() -> None:
     rows = []
     for spec in args.bench.split(","):
         rows += bench_one(spec, work_root / Path(spec).name, args)
-    print(f"\nscore_bench: {machine(args.device)}; device {args.device}, torch threads {rows[0]['threads']}, "
+    threads = ", ".join(sorted({f"{r['backbone']} {r['threads']}" for r in rows}))
+    print(f"\nscore_bench: {machine(args.device)}; device {args.device}, torch threads {threads}, "
           f"resolutions {args.resolution}/{args.match_resolution}, {args.repeats} repeat(s), cold feature cache; "
           f"load average {load_start:.2f} at start, {load_average():.2f} at end")
     print("median (min–max) over repeats; ratio = this phase / its forwards in the same repeat; CPU = user + system "

@@ -37,7 +37,8 @@ class Scorer:
                 raise ConfigError(f"{flag} {value} is too small (at least one 16-pixel patch)")
         device = torch_device(config.device)
         # before any network is built; one thread for --smoke's tiny networks on the CPU unless a count was chosen
-        self.threads = apply_threads(config.threads, small_models=config.smoke and device.type == "cpu")
+        tiny = config.smoke and (config.backbone == SMOKE_BACKBONE or config.backbone not in RANDOM_BACKBONES)
+        self.threads = apply_threads(config.threads, small_models=tiny and device.type == "cpu")
         self.backbone = None
         # The networks' modules (and torch, timm, lpips behind them) are imported only when a metric needs them.
         if "dino" in needs:
