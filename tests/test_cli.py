@@ -96,7 +96,8 @@ def test_ctrl_c_says_a_rerun_resumes_and_exits_130(tmp_path):
     assert "Traceback" not in stderr
 
 
-HEAVY = ("torch", "timm", "transformers", "diffusers", "datasets", "lpips", "torchvision", "openai")
+HEAVY = ("torch", "timm", "transformers", "diffusers", "datasets", "lpips", "torchvision", "openai",
+         "numpy", "scipy", "skimage")  # numpy alone is ~0.15 s of a 2-core VM's start-up
 
 
 def _child_cpu_seconds(command: list[str]) -> float:

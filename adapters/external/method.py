@@ -26,7 +26,6 @@ from tvbench.errors import TvbenchError
 from tvbench.methods.base import EditResult, Method, runtime_option
 from tvbench.provenance import repo_commit
 from tvbench.settings import cache_dir
-from tvbench_adapters.external.layouts import case_folder, case_prompt, write_layout
 from tvbench_adapters.external.placeholders import fill, names_in
 from tvbench_adapters.external.process import file_tail, run_command
 from tvbench_adapters.external.spec import MethodSpec
@@ -147,6 +146,8 @@ class ExternalMethod(Method):
         return result
 
     def _edit_in(self, case: Case, seed: int, work_dir: Path) -> EditResult:
+        from tvbench_adapters.external.layouts import case_folder, write_layout  # numpy: not for `tvbench ls`
+
         phases: dict[str, float] = {}
         clock = time.perf_counter()
         input_root = work_dir / "input"
@@ -210,6 +211,8 @@ class ExternalMethod(Method):
         if "instruction" in self.inputs:
             request["instruction"] = case.instruction or ""
         if self.inputs & {"caption", "instruction"}:
+            from tvbench_adapters.external.layouts import case_prompt
+
             request["prompt"] = case_prompt(case, self.inputs)
         if "points" in self.inputs:
             request["points"] = [list(pair) for pair in case.points]

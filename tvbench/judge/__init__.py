@@ -1,12 +1,21 @@
 """The MLLM judge (PF / CP): prompts, an OpenAI-compatible client with retries, a SQLite reply cache, and the
-concurrent evaluation the scorer's judge phase runs. See README "Judge metrics"."""
+concurrent evaluation the scorer's judge phase runs. See README "Judge metrics".
 
-from tvbench.judge.cache import JudgeCache, judgment_key
-from tvbench.judge.client import JudgeClient, Reply
-from tvbench.judge.config import JudgeConfig
-from tvbench.judge.evaluate import Evaluator, ItemResult, JudgeItem, Judgment, RunStats
-from tvbench.judge.parsing import Parsed, parse_reply
-from tvbench.judge.prompts import Prompt, available_prompts, load_prompt
+Names are resolved on first use, so a light part (``tvbench.judge.config``, which the API editors read for
+``redact_url``) does not import the client, the cache and the evaluator: ``tvbench ls`` stays fast.
+"""
 
-__all__ = ["Evaluator", "ItemResult", "JudgeCache", "JudgeClient", "JudgeConfig", "JudgeItem", "Judgment", "Parsed",
-           "Prompt", "Reply", "RunStats", "available_prompts", "judgment_key", "load_prompt", "parse_reply"]
+from __future__ import annotations
+
+from tvbench.lazy import lazy_exports
+
+_EXPORTS = {
+    "JudgeCache": "cache", "judgment_key": "cache", "JudgeClient": "client", "Reply": "client",
+    "JudgeConfig": "config", "Evaluator": "evaluate", "ItemResult": "evaluate", "JudgeItem": "evaluate",
+    "Judgment": "evaluate", "RunStats": "evaluate", "Parsed": "parsing", "parse_reply": "parsing",
+    "Prompt": "prompts", "available_prompts": "prompts", "load_prompt": "prompts",
+}
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

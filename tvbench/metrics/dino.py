@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
-import numpy as np
+from typing import TYPE_CHECKING, ClassVar
 
 from tvbench.metrics.base import OK, Metric, MetricResult
+
+if TYPE_CHECKING:
+    import numpy as np
+
 # The formulas (tvbench.metrics.functional) need torch: they are imported inside compute(), so that reading a
 # metric's declaration (`tvbench ls`, reports) does not load torch.
 
