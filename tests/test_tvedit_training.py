@@ -161,18 +161,25 @@ def test_rerun_with_other_settings_is_refused(shared, tmp_path, capsys):
     assert exit_.value.code == 2 and "seed=0" in stderr and len(stderr.strip().splitlines()) == 1
 
 
-def test_controlled_edit_through_the_kontext_pipeline_reproduces(tmp_path):
+def _tiny_pipeline_with_controller(name: str):
+    """A tiny editor pipeline loaded from its folder, a seeded 1-block controller for it, and sample's first case."""
     from diffusers import DiffusionPipeline
 
     from tvbench_adapters.tvedit.controller import build_controller
-    from tvbench_adapters.tvedit.edit import controlled_edit
     from tvbench_adapters.tvedit.spec import ControllerSpec
 
-    pipe = DiffusionPipeline.from_pretrained(str(tiny_pipeline_dir("flux-kontext")))
+    pipe = DiffusionPipeline.from_pretrained(str(tiny_pipeline_dir(name)))
     pipe.set_progress_bar_config(disable=True)
     torch.manual_seed(0)
     controller = build_controller(ControllerSpec.for_transformer(pipe.transformer, blocks=1, injections=2))
     case = sorted(load_benchmark("sample"), key=lambda case: case.id)[0]
+    return pipe, controller, case
+
+
+def test_controlled_edit_through_the_kontext_pipeline_reproduces(tmp_path):
+    from tvbench_adapters.tvedit.edit import controlled_edit
+
+    pipe, controller, case = _tiny_pipeline_with_controller("flux-kontext")
     source = case.open_image("source")
     runs = [controlled_edit(pipe, controller, source, case.instruction, case.points, steps=2, seed=3, cfg=3.5,
                             resize="keep", area=64 * 64) for _ in range(2)]
@@ -183,21 +190,14 @@ def test_controlled_edit_through_the_kontext_pipeline_reproduces(tmp_path):
 
 def test_qwen_edit_pipeline_runs_the_controller_once_per_cfg_step(monkeypatch):
     """Through QwenImageEditPipeline with true CFG: two transformer calls per step, one controller forward."""
-    from diffusers import DiffusionPipeline
     from diffusers.pipelines.qwenimage import pipeline_qwenimage_edit
 
     from tvbench_adapters.tvedit.attach import attach
-    from tvbench_adapters.tvedit.controller import build_controller
-    from tvbench_adapters.tvedit.spec import ControllerSpec
 
     original = pipeline_qwenimage_edit.calculate_dimensions  # the pipeline hard-codes a ~1 MP condition image
     monkeypatch.setattr(pipeline_qwenimage_edit, "calculate_dimensions",
                         lambda area, ratio: original(64 * 80, ratio))
-    pipe = DiffusionPipeline.from_pretrained(str(tiny_pipeline_dir("qwen-image-edit")))
-    pipe.set_progress_bar_config(disable=True)
-    torch.manual_seed(0)
-    controller = build_controller(ControllerSpec.for_transformer(pipe.transformer, blocks=1, injections=2))
-    case = sorted(load_benchmark("sample"), key=lambda case: case.id)[0]
+    pipe, controller, case = _tiny_pipeline_with_controller("qwen-image-edit")
     source = case.open_image("source")
     with attach(pipe, controller, case.points, source.size) as handle:
         image = pipe(image=source, prompt=case.instruction, negative_prompt=" ", true_cfg_scale=3.0,
