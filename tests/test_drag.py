@@ -20,7 +20,7 @@ import pytest
 from conftest import DRAGBENCH_DEV, textured
 from PIL import Image
 
-from tvbench.errors import UnavailableError
+from tvbench.errors import ConfigError, UnavailableError
 
 pytest.importorskip("diffusers")
 pytest.importorskip("peft")
@@ -32,6 +32,7 @@ from tvbench_adapters.drag.geometry import DragGeometry, working_size  # noqa: E
 from tvbench_adapters.drag.motion import motion_supervision_loss, sample_patch, track_points  # noqa: E402
 
 SAMPLE_CASES = ("real-move-ball", "real-rotate-card")  # 320x224 and 224x320: both orientations, not square
+PORTRAIT_CASE = "JH_2023-09-14-1838-08"  # DragBench dev, animals, 512 x 768: 64 x 96 at resolution=64
 FEW_STEPS = ["--set", "resolution=64", "--set", "n_steps=4", "--set", "inversion_strength=0.5", "--set",
              "lora_steps=2", "--set", "lora_batch_size=1"]
 METHOD_STEPS = {"dragdiffusion": ["drag_steps=3", "kv_start_layer=4"], "dragnoise": ["drag_steps=3"],
@@ -51,7 +52,8 @@ def models(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def benches(tmp_path_factory):
-    """Two sample cases; and one real DragBench dev case when the data is here (else a third sample case)."""
+    """Two sample cases; and one real portrait DragBench dev case (512 x 768) when the data is here (else a third
+    sample case)."""
     from tvbench.cases import Benchmark, load_benchmark, write_folder
     from tvbench.cases.importers import import_benchmark
 
@@ -59,7 +61,7 @@ def benches(tmp_path_factory):
     sample = load_benchmark("sample")
     write_folder(Benchmark("drag-sample", "sample", [sample[c] for c in SAMPLE_CASES]), root / "sample")
     if DRAGBENCH_DEV.is_dir():
-        case_dir = sorted((DRAGBENCH_DEV / "animals").iterdir())[0]
+        case_dir = DRAGBENCH_DEV / "animals" / PORTRAIT_CASE
         shutil.copytree(case_dir, root / "raw" / "animals" / case_dir.name)
         import_benchmark("dragbench", root / "raw", root / "one")
     else:
@@ -98,7 +100,7 @@ def cli_runs(models, benches, run_env, tmp_path_factory):
 
     Lane 1: dragdiffusion on the two sample cases, killed once its first image is written, then the same command
     again (it must resume), then clipdrag on the first case (DragDiffusion trained its LoRA). Lane 2: gooddrag,
-    then dragnoise, on the real case.
+    then dragnoise twice (the second into another folder, to compare bytes), on the real portrait case.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -110,7 +112,9 @@ def cli_runs(models, benches, run_env, tmp_path_factory):
         return result.stdout, result.returncode
 
     with ThreadPoolExecutor(max_workers=1) as lane_2:
-        background = lane_2.submit(lambda: {method: run(method, benches[1]) for method in ("gooddrag", "dragnoise")})
+        background = lane_2.submit(lambda: {**{method: run(method, benches[1]) for method in ("gooddrag", "dragnoise")},
+                                            "dragnoise-again": run("dragnoise", benches[1], "--run-name",
+                                                                   "dragnoise-again")})
         killed = subprocess.Popen(tvbench_command("dragdiffusion", benches[0], out, models), env=run_env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         first_image = out / "dragdiffusion" / f"{SAMPLE_CASES[0]}.png"
@@ -137,7 +141,10 @@ def test_a_killed_run_resumes_and_returns_the_sources_size(cli_runs):
     for case_id, size in zip(SAMPLE_CASES, ((320, 224), (224, 320))):
         assert Image.open(run_dir / f"{case_id}.png").size == size
         facts = statuses[case_id]["facts"]
-        assert facts["native_size"] == ([64, 48] if size[0] > size[1] else [48, 64])
+        # width 64, height by the aspect (truncated); the VAE decodes 8 * (h // 8) rows
+        assert facts["work_size"] == ([64, 44] if size[0] > size[1] else [64, 91])
+        assert facts["native_size"] == ([64, 40] if size[0] > size[1] else [64, 88])
+        assert facts["precision"] == {"weights": "float32", "drag_autocast": None, "grad_scaler": False}
         assert 0 <= facts["drag_iterations"] <= 3 and isinstance(facts["handles_reached"], bool)
         assert set(facts["phases"]) >= {"inversion", "drag", "denoise"} and len(facts["final_handles"]) == 2
         assert facts["kv_layers"] == 6  # the tiny UNet's 10 self-attention layers, controlled from layer 4
@@ -188,6 +195,18 @@ def test_gooddrag_and_dragnoise_end_to_end(method, cli_runs, benches):
     assert line["facts"]["lora"] == "trained" and line["facts"]["drag_iterations"] >= 0
     if method == "gooddrag":
         assert line["facts"]["drag_stop"] in {"reached", "no_change", "drag_end_step"}
+    if DRAGBENCH_DEV.is_dir():  # the portrait case runs 64 wide and 96 high, as the originals size it
+        assert source.size == (512, 768) and line["facts"]["work_size"] == line["facts"]["native_size"] == [64, 96]
+    manifest = json.loads((cli_runs["out"] / method / "manifest.json").read_text())
+    assert manifest["config"]["dtype"] == "float32"  # the originals' precision by default
+
+
+def test_a_portrait_dragbench_case_reproduces_byte_for_byte(cli_runs):
+    output, code = cli_runs["results"]["dragnoise-again"]
+    assert code == 0, output
+    first, again = cli_runs["out"] / "dragnoise", cli_runs["out"] / "dragnoise-again"
+    (case_id,) = images(first)
+    assert (first / f"{case_id}.png").read_bytes() == (again / f"{case_id}.png").read_bytes()
 
 
 def test_listing_shows_table_1s_inputs_without_importing_torch():
@@ -324,12 +343,21 @@ def test_patches_are_bilinear_and_clamped_at_the_border():
 
 
 def test_working_size_and_point_mapping():
-    assert working_size(512, 384, 512) == (512, 384) and working_size(320, 224, 64) == (64, 48)
-    assert working_size(224, 320, 512) == (360, 512) and working_size(1000, 10, 512) == (512, 8)
-    geometry = DragGeometry.of(320, 224, 512)
-    assert geometry.work_size == (512, 360) and geometry.supervision_size == (180, 256)
-    assert geometry.to_supervision(160.0, 112.0) == (90.0, 128.0)  # DragDiffusion: round(p / full * sup_res)
-    assert geometry.to_source(90.0, 128.0) == (160.0, 112.0)
+    """Width ``resolution``, height by the aspect, truncated (``store_img``); DragBench's 512-wide images as they are."""
+    assert working_size(512, 534, 512) == (512, 534) and working_size(512, 768, 64) == (64, 96)
+    assert working_size(320, 224, 64) == (64, 44) and working_size(224, 320, 512) == (512, 731)
+    assert working_size(1000, 10, 512) == (512, 5)
+    geometry = DragGeometry.of(512, 534, 512)
+    assert geometry.work_size == (512, 534) and geometry.supervision_size == (267, 256)  # int(0.5 * full)
+    assert geometry.to_supervision(160.0, 112.0) == (56.0, 80.0)  # DragDiffusion: round(p / full * sup_res)
+    assert geometry.to_source(56.0, 80.0) == (160.0, 56.0 / 267 * 534)
+
+
+def test_the_vae_encodes_a_height_that_is_no_multiple_of_8_as_the_originals_do(engine):
+    """534 rows enter the VAE as they are: h // 8 latent rows (one-sided padding), 8 * (h // 8) decoded rows."""
+    latent = engine.encode(Image.fromarray(textured(64, 67, 0)))
+    assert latent.shape[-2:] == (67 // 8, 64 // 8)
+    assert engine.decode(latent).shape[-2:] == (8 * (67 // 8), 64)
 
 
 def test_lora_key_names_everything_that_changes_the_weights():
@@ -381,3 +409,58 @@ def test_bad_options_are_refused_before_any_case(models):
     method = create_method("dragdiffusion", {"model": str(models[0]), "feature_block": "4"})
     with pytest.raises(ConfigError, match="feature_block=4, but the UNet has 4 up blocks"):
         method.setup()
+
+
+# -- fidelity to the originals: precision and CLIPDrag's CLIP input ------------------------------------------------
+
+def test_the_drag_methods_default_to_the_originals_precision_on_cpu_and_cuda():
+    """float32 weights on every device; float16 autocast in the drag loop on CUDA only (with the originals' scaler
+    rule: CLIPDrag steps without one); --dtype bfloat16 is a departure that autocasts nothing."""
+    from types import SimpleNamespace
+
+    from tvbench.methods import create_method
+    from tvbench.methods.base import Runtime
+
+    for name in ("dragdiffusion", "gooddrag", "clipdrag", "dragnoise"):
+        method = create_method(name, {})
+        for device in ("cpu", "cuda:0"):
+            assert method.resolve_runtime(Runtime(device=device)).dtype == "float32", (name, device)
+        assert method.resolve_runtime(Runtime(device="cuda:0", dtype="bfloat16")).dtype == "bfloat16"
+        cuda = SimpleNamespace(device=torch.device("cuda", 0), dtype=torch.float32, dtype_name="float32")
+        cpu = SimpleNamespace(device=torch.device("cpu"), dtype=torch.float32, dtype_name="float32")
+        half = SimpleNamespace(device=torch.device("cuda", 0), dtype=torch.bfloat16, dtype_name="bfloat16")
+        scaled = name != "clipdrag"
+        assert method.precision().describe(cuda) == {"weights": "float32", "drag_autocast": "float16",
+                                                     "grad_scaler": scaled}, name
+        assert method.precision().describe(cpu) == {"weights": "float32", "drag_autocast": None, "grad_scaler": False}
+        assert method.precision().describe(half)["drag_autocast"] is None
+    assert create_method("qwen-image-edit", {}).resolve_runtime(Runtime(device="cuda:0")).dtype == "bfloat16"
+    with pytest.raises(ConfigError, match="drag_autocast"):
+        create_method("dragdiffusion", {"drag_autocast": "fp8"})
+
+
+def test_clipdrags_clip_input_is_the_originals_by_default():
+    """``normalize(avgpool(image).add(1).div(2))`` as in CLIPDrag's ``utils/drag_utils.py``; ``unit`` is a named
+    variant that runs under its own name."""
+    from torchvision import transforms
+
+    from tvbench.methods import create_method
+    from tvbench_adapters.drag.clipdrag import CLIP_MEAN, CLIP_STD, clip_pixels
+
+    image = torch.rand(1, 3, 96, 64, generator=torch.Generator().manual_seed(0))
+    normalize = transforms.Normalize(mean=list(CLIP_MEAN), std=list(CLIP_STD))
+    original = normalize(torch.nn.AdaptiveAvgPool2d((32, 32))(image).add(1).div(2))
+    assert torch.allclose(clip_pixels(image, 32), original, atol=1e-6)
+    assert torch.allclose(clip_pixels(image, 32, "unit"), normalize(torch.nn.AdaptiveAvgPool2d((32, 32))(image)),
+                          atol=1e-6)
+    assert create_method("clipdrag", {}).default_run_name() == "clipdrag"
+    assert create_method("clipdrag", {"clip_input": "unit"}).default_run_name() == "clipdrag-unit"
+    with pytest.raises(ConfigError, match="clip_input"):
+        create_method("clipdrag", {"clip_input": "half"})
+
+
+def test_fast_tracking_keeps_the_originals_edge_rule():
+    """Within one cell of its target the handle's own cell scores its squared distance (``fast_point_tracking``)."""
+    features = torch.randn(1, 16, 24, 24, generator=torch.Generator().manual_seed(5)) * 10
+    handle, target = (12.0, 12.0), (12.0, 13.0)  # the target is the only cell closer; its feature is far
+    assert track_points(features, features, [handle], [handle], 3, targets=[target]) == [handle]

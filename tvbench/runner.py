@@ -290,7 +290,7 @@ def run_method(method: Method, bench: Benchmark, out: Path, *, run_name: str | N
     unknown = retry - {"failed", "refused"}
     if unknown:
         raise ConfigError(f"--retry {','.join(sorted(unknown))}: choose failed or refused")
-    run_name = run_name or method.name
+    run_name = run_name or method.default_run_name()
     try:
         check_case_id(run_name)
     except CaseError:

@@ -19,10 +19,16 @@ Defaults, from HKUST-LongGroup/CLIPDrag (commit 8fa32ff): its DragBench script
 0.3, ``lam`` 0.1, lr 0.01, inversion 0.7, LoRA 80 steps, layer 10 (so the LoRA is DragDiffusion's and is shared
 through the cache). The update it calls (``drag_diffusion_update_final``) is missing from the repository; the rule
 above is ``utils/drag_utils.py: drag_diffusion_update`` (the UI's path), with ``clip_loss_coef`` 300 and CLIP
-ViT-B/16 from ``utils/ui_utils.py`` (here ``openai/clip-vit-base-patch16`` through transformers). Two deliberate
-differences: the original maps the [0, 1] image to [0.5, 1] (``.add(1).div(2)``) before CLIP's normalisation, and
-its tracking falls to the window's corner when no cell is closer; here the image goes to CLIP as is, and the handle
-stays. The UI's defaults differ (800 iterations, ``r_m`` 1, ``r_p`` 3, fusion 0.7).
+ViT-B/16 from ``utils/ui_utils.py`` (here ``openai/clip-vit-base-patch16`` through transformers). As in the
+original, the decoded image in [0, 1] is mapped to [0.5, 1] (``.add(1).div(2)``) before CLIP's normalisation, which
+sets the size and direction of the CLIP gradient the fusion combines with the drag gradient unnormalised;
+``clip_input=unit`` sends the [0, 1] image itself (a corrected variant: its run is named ``clipdrag-unit``). Fast
+tracking follows the original exactly, including its edge rules (a handle within one cell of its target may stay;
+a window with no closer cell falls to its top-left corner, where ``argmin`` of all-infinite distances points).
+Where the original is broken, the port chooses: its DragBench script calls ``drag_diffusion_update_final``, which is
+not in the repository (the benchmark set-up here is a reconstruction from that script's arguments and the UI's
+update), and with an empty edit text its update never calls ``backward`` (the latent would not move); here such a
+case drags without the CLIP term. The UI's defaults differ (800 iterations, ``r_m`` 1, ``r_p`` 3, fusion 0.7).
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ DEFAULT_CLIP = "openai/clip-vit-base-patch16"
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 CLIP_PATTERNS = ("*.json", "*.txt", "model.safetensors")
+CLIP_INPUTS = ("original", "unit")
 
 
 @dataclass
@@ -59,6 +66,16 @@ class ClipDrag(DragDiffusion):
     fuse: float = 0.3  # weight of the global (CLIP) gradient in the fusion (fuse_cof)
     clip_loss_weight: float = 300.0  # clip_loss_coef
     clip_model: str = DEFAULT_CLIP  # hub id or local folder of a transformers CLIPModel with its tokenizer
+    clip_input: str = "original"  # original: [0, 1] -> [0.5, 1] before CLIP's normalisation; unit: [0, 1] as is
+    grad_scaler = False  # the original creates a GradScaler and steps without it
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.clip_input not in CLIP_INPUTS:
+            raise ValueError(f"clip_input must be one of {', '.join(CLIP_INPUTS)}, got {self.clip_input!r}")
+
+    def default_run_name(self) -> str:
+        return self.name if self.clip_input == "original" else f"{self.name}-{self.clip_input}"
 
     def setup(self) -> None:
         super().setup()
@@ -109,14 +126,26 @@ class ClipDrag(DragDiffusion):
             eps = ctx.engine.eps(probe, ctx.t, ctx.text)
             _, x0 = ctx.schedule.step(eps, ctx.t, probe)
             image = ctx.engine.decode(x0)
-            size = self._clip.config.vision_config.image_size
-            image = F.adaptive_avg_pool2d(image, (size, size))
-            mean = torch.tensor(CLIP_MEAN, device=image.device)[None, :, None, None]
-            std = torch.tensor(CLIP_STD, device=image.device)[None, :, None, None]
-            pixels = ((image - mean) / std).to(self._clip.dtype)
+            pixels = clip_pixels(image, self._clip.config.vision_config.image_size, self.clip_input)
+            pixels = pixels.to(self._clip.dtype)
             image_features = F.normalize(_features(self._clip.get_image_features(pixel_values=pixels)).float(), dim=-1)
             loss = self.clip_loss_weight * (1 - (image_features * text_features).sum())
             return torch.autograd.grad(loss, probe)[0]
+
+
+def clip_pixels(image, size: int, clip_input: str = "original"):
+    """CLIP's input from a decoded image in [0, 1]: average-pooled to ``size`` (the original's ``ImageAugmentations``
+    returns its pooled batch before any augmentation), mapped to [0.5, 1] as the original does (``clip_input``
+    ``original``) or left in [0, 1] (``unit``), then normalised with CLIP's mean and std."""
+    import torch
+    import torch.nn.functional as F
+
+    image = F.adaptive_avg_pool2d(image, (size, size))
+    if clip_input == "original":
+        image = image.add(1).div(2)  # utils/drag_utils.py: image_aug(pred_image).add(1).div(2)
+    mean = torch.tensor(CLIP_MEAN, device=image.device, dtype=image.dtype)[None, :, None, None]
+    std = torch.tensor(CLIP_STD, device=image.device, dtype=image.dtype)[None, :, None, None]
+    return (image - mean) / std
 
 
 def _features(output):

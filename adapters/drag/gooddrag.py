@@ -119,10 +119,11 @@ class GoodDrag(DiffusionDragMethod):
 
         weight = float((2 * self.r1) ** 2)
         latent = latent.clone().requires_grad_(True)
-        optimizer = torch.optim.Adam([latent], lr=self.lr)
+        stepper = ctx.precision.stepper(ctx.engine, torch.optim.Adam([latent], lr=self.lr))
         rounds, in_round, first = 0, 0, True
         while rounds < self.tracks_per_step:
-            eps, features = ctx.features(latent, t)
+            with ctx.precision.context(ctx.engine):  # accelerate's fp16 autocast wraps the UNet's forward
+                eps, features = ctx.features(latent, t)
             x_prev, _ = ctx.schedule.step(eps, t, latent)
             if first:
                 first = False
@@ -137,9 +138,7 @@ class GoodDrag(DiffusionDragMethod):
                                                 max_step=float(self.d), reference=original_features,
                                                 reference_points=state.initial)
             loss = drag_loss + self.lam * ((x_prev - x_prev_original) * (1.0 - ctx.mask)).abs().sum()
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            stepper.step(loss, latent)
             state.iterations += 1
             in_round += 1
             if in_round == self.drags_per_track or drag_loss.item() <= self.drag_loss_threshold * weight:

@@ -1,9 +1,11 @@
 """What every native drag method does around its own drag: load, LoRA, inversion, decoding, mapping back, facts.
 
-A case goes through: the source resized to the working size (:mod:`.geometry`); the identity LoRA trained or loaded
-from the cache (:mod:`.lora`); DDIM inversion of its latent to ``round(inversion_strength * n_steps)`` steps;
-the method's drag and denoising (:meth:`DiffusionDragMethod.drag_and_denoise`); decoding at the working size and a
-bilinear resize to the source's size. The manifest gets, per case: ``native_size``, ``drag_iterations``,
+A case goes through: the source resized to the working size, ``resolution`` wide (:mod:`.geometry`; DragBench's
+512-wide images as they are); the identity LoRA trained or loaded from the cache (:mod:`.lora`); DDIM inversion of
+its latent to ``round(inversion_strength * n_steps)`` steps; the method's drag and denoising
+(:meth:`DiffusionDragMethod.drag_and_denoise`); decoding (``8 * (h // 8)`` rows, as the VAE gives) and a bilinear
+resize to the source's size. The manifest gets, per case: ``work_size`` (what entered the VAE), ``native_size``
+(what the VAE decoded), ``precision`` (weights and the drag loop's autocast, as run), ``drag_iterations``,
 ``handles_reached`` (every handle tracked to within 2 supervision cells of its target), ``final_handles`` (source
 pixels), ``lora`` (``trained``, ``cached`` or ``off``), ``lora_key`` and ``phases`` (seconds of ``lora`` when
 trained, ``inversion``, ``drag``, ``denoise``).
@@ -26,6 +28,7 @@ from tvbench.methods.base import EditResult, Method
 
 from .engine import DEFAULT_MODEL
 from .geometry import DragGeometry
+from .precision import AUTOCAST_CHOICES, DragPrecision
 from .timing import PhaseTimer
 
 if TYPE_CHECKING:
@@ -51,6 +54,7 @@ class DragContext:
     timer: PhaseTimer
     case: Case
     feature_block: int  # index of the up block whose output is the feature map
+    precision: DragPrecision = field(default_factory=DragPrecision)  # the drag loop's autocast and loss scaling
 
     def features(self, latent: "torch.Tensor", t: int) -> tuple["torch.Tensor", "torch.Tensor"]:
         """Predicted noise and the supervision features of ``latent`` at timestep ``t``."""
@@ -87,10 +91,12 @@ class DiffusionDragMethod(Method):
 
     inputs: ClassVar[frozenset[str]] = frozenset({"image", "mask", "points", "caption"})
     uses_dtype: ClassVar[bool] = True
+    default_dtype: ClassVar[str | None] = "float32"  # the originals' weights on every device (:mod:`.precision`)
     regularize_without_mask: ClassVar[bool] = False  # True: a case without a mask keeps *everything* (official code)
+    grad_scaler: ClassVar[bool] = True  # the drag loss is scaled (torch.amp.GradScaler) while autocasting float16
 
     model: str = DEFAULT_MODEL  # hub id (org/name[@revision]) or a local save_pretrained folder
-    resolution: int = 512  # long side of the working image (multiple of 8)
+    resolution: int = 512  # width of the working image (multiple of 8); the height keeps the aspect ratio
     n_steps: int = 50  # DDIM steps of the full schedule
     inversion_strength: float = 0.7  # fraction of the schedule inverted (35 of 50 steps)
     lora_steps: int = 80  # identity LoRA fine-tuning steps (0: no LoRA)
@@ -100,6 +106,7 @@ class DiffusionDragMethod(Method):
     lr: float = 0.01  # Adam learning rate of the drag optimisation
     lam: float = 0.1  # weight of the term keeping the unmasked region unchanged
     feature_block: int = -2  # up block giving the feature map, from the end if negative (SD 1.5: up_blocks[2])
+    drag_autocast: str = "float16"  # the drag loop's autocast on CUDA over float32 weights (float16|bfloat16|off)
 
     def __post_init__(self) -> None:
         if self.resolution < 8 or self.resolution % 8:
@@ -110,6 +117,8 @@ class DiffusionDragMethod(Method):
             raise ValueError(f"inversion_strength {self.inversion_strength} of {self.n_steps} steps inverts no step")
         if self.lr <= 0:
             raise ValueError("lr must be positive")
+        if self.drag_autocast not in AUTOCAST_CHOICES:
+            raise ValueError(f"drag_autocast must be one of {', '.join(AUTOCAST_CHOICES)}, got {self.drag_autocast!r}")
         negative = [f.name for f in fields(self) if type(getattr(self, f.name)) in (int, float)
                     and getattr(self, f.name) < 0 and f.name != "feature_block"]
         if negative:
@@ -120,6 +129,9 @@ class DiffusionDragMethod(Method):
         self._feature_index = 0
 
     # -- what a subclass provides ---------------------------------------------------------------------------
+
+    def precision(self) -> DragPrecision:
+        return DragPrecision(self.drag_autocast, self.grad_scaler)
 
     def vae_spec(self) -> str:
         """A separate VAE to load instead of the pipeline's ('' = the pipeline's own)."""
@@ -179,25 +191,28 @@ class DiffusionDragMethod(Method):
         handles, targets = geometry.handles_and_targets(case.points)
         ctx = DragContext(engine=engine, schedule=schedule, geometry=geometry, text=text, latent=latent,
                           start=schedule.start_index(self.inversion_strength), handles=handles, targets=targets,
-                          mask=self._latent_mask(case, geometry), timer=timer, case=case,
-                          feature_block=self._feature_index)
+                          mask=self._latent_mask(case, geometry, latent.shape[-2:]), timer=timer, case=case,
+                          feature_block=self._feature_index, precision=self.precision())
         outcome = self.drag_and_denoise(ctx)
         with timer.phase("denoise"), torch.no_grad():
-            image = self._to_source_size(engine.decode(outcome.latent), source.size)
-        facts = {"native_size": list(geometry.work_size), "drag_iterations": outcome.iterations,
+            decoded = engine.decode(outcome.latent)
+            image = self._to_source_size(decoded, source.size)
+        facts = {"work_size": list(geometry.work_size), "native_size": [decoded.shape[-1], decoded.shape[-2]],
+                 "precision": self.precision().describe(engine), "drag_iterations": outcome.iterations,
                  "handles_reached": outcome.reached,
                  "final_handles": [[round(v, 2) for v in geometry.to_source(*h)] for h in outcome.handles],
                  "lora": lora_status, "lora_key": lora_key[:16] if lora_key else None, **outcome.facts,
                  "phases": timer.rounded()}
         return EditResult(image, facts=facts)
 
-    def _latent_mask(self, case: Case, geometry: DragGeometry) -> "torch.Tensor | None":
+    def _latent_mask(self, case: Case, geometry: DragGeometry,
+                     latent_size: tuple[int, int]) -> "torch.Tensor | None":
         """The editable region at latent resolution via the supervision grid, both nearest (as the original)."""
         import torch
         import torch.nn.functional as F
 
         engine = self._engine
-        rows, cols = geometry.latent_size
+        rows, cols = latent_size
         if case.mask_source is None:
             if not self.regularize_without_mask:
                 return None

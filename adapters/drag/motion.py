@@ -9,7 +9,9 @@ Points are ``(row, col)`` cells of that grid. The rules follow DragDiffusion (``
   the *initial* handle (``step = min(d, |t - p|)``); the loss is ``weight * mean |moved - reference|``;
 - *point tracking*: the new handle is the cell within ``r_p`` of the current one (window clipped to the grid)
   whose feature is nearest, in L1, to the original feature at the initial handle; CLIPDrag's fast tracking only
-  admits cells strictly closer to the target than the current handle (none: the handle stays);
+  admits cells strictly closer to the target than the current handle, gives the window's centre cell the squared
+  distance to the target when that is at most 1, and falls to the window's top-left cell when no cell is admitted
+  (``fast_point_tracking``: ``argmin`` of all-infinite distances is 0);
 - a drag is done when every handle is within 2 cells of its target.
 
 At the grid's border, where the official code clips the window (DragDiffusion) or indexes past it (GoodDrag),
@@ -70,7 +72,8 @@ def track_points(reference: "torch.Tensor", features: "torch.Tensor", handles: S
                  initial: Sequence[Point], radius: int, targets: Sequence[Point] | None = None) -> list[Point]:
     """New handle positions: nearest neighbour (L1) of each initial handle's reference feature near the handle.
 
-    ``targets`` given: CLIPDrag's fast tracking (only cells strictly closer to the target are candidates).
+    ``targets`` given: CLIPDrag's fast tracking (only cells strictly closer to the target are candidates; the
+    original's edge rules, see the module docstring).
     """
     import torch
 
@@ -88,9 +91,8 @@ def track_points(reference: "torch.Tensor", features: "torch.Tensor", handles: S
                 to_target = (rows - targets[k][0]) ** 2 + (cols - targets[k][1]) ** 2
                 current = (handle[0] - targets[k][0]) ** 2 + (handle[1] - targets[k][1]) ** 2
                 distance = distance.masked_fill(to_target >= current, float("inf"))
-                if not torch.isfinite(distance).any():
-                    moved.append(handle)
-                    continue
+                if current <= 1 and radius < min(distance.shape):  # (the original indexes past a smaller window)
+                    distance[radius, radius] = current
             row, col = divmod(int(distance.argmin()), distance.shape[1])
             moved.append((float(r1 + row), float(c1 + col)))
     return moved

@@ -4,6 +4,8 @@ At the inverted timestep ``t``, one tensor (the latent ``z_t``; DragNoise: the U
 optimised with Adam. Each iteration runs the UNet, tracks the handles (from the second iteration on), stops when
 every handle has arrived, else takes a step on the motion-supervision loss plus ``lam`` times the L1 change of
 the next latent ``x_{t-1}`` outside the mask. The settings that differ between methods are a :class:`DragRule`.
+Each iteration's forward pass, tracking and loss run in the method's drag precision (:mod:`.precision`: float16
+autocast on CUDA, with a GradScaler where the original has one).
 """
 
 from __future__ import annotations
@@ -58,30 +60,26 @@ def optimise_drag(ctx: "DragContext", parameter: "torch.Tensor", forward: Forwar
     with torch.no_grad():
         x_prev_0, reference = forward(parameter)
     parameter.requires_grad_(True)
-    optimizer = torch.optim.Adam([parameter], lr=rule.lr)
+    stepper = ctx.precision.stepper(ctx.engine, torch.optim.Adam([parameter], lr=rule.lr))
     handles, initial = list(ctx.handles), list(ctx.handles)
     fast_targets = ctx.targets if rule.fast_tracking else None
     losses: list[float] = []
     reached = False
     for step in range(rule.steps + 1):  # the extra pass only tracks: it tells whether the last step arrived
-        with torch.set_grad_enabled(step < rule.steps):
+        with torch.set_grad_enabled(step < rule.steps), ctx.precision.context(ctx.engine):
             x_prev, features = forward(parameter)
-        if step:
-            handles = track_points(reference, features, handles, initial, rule.r_p, fast_targets)
-        reached = all_reached(handles, ctx.targets)
-        if reached or step == rule.steps:
-            break
-        loss = motion_supervision_loss(features, handles, ctx.targets, radius=rule.r_m, weight=rule.loss_weight,
-                                       max_step=rule.max_step,
-                                       reference=reference if rule.reference_is_original else None,
-                                       reference_points=initial)
-        if ctx.mask is not None:
-            loss = loss + rule.lam * ((x_prev - x_prev_0) * (1.0 - ctx.mask)).abs().sum()
+            if step:
+                handles = track_points(reference, features, handles, initial, rule.r_p, fast_targets)
+            reached = all_reached(handles, ctx.targets)
+            if reached or step == rule.steps:
+                break
+            loss = motion_supervision_loss(features, handles, ctx.targets, radius=rule.r_m, weight=rule.loss_weight,
+                                           max_step=rule.max_step,
+                                           reference=reference if rule.reference_is_original else None,
+                                           reference_points=initial)
+            if ctx.mask is not None:
+                loss = loss + rule.lam * ((x_prev - x_prev_0) * (1.0 - ctx.mask)).abs().sum()
         losses.append(loss.item())
-        loss.backward()
-        if gradient_hook is not None:
-            gradient_hook(parameter)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        stepper.step(loss, parameter, gradient_hook)
     parameter.requires_grad_(False)
     return DragResult(parameter.detach(), len(losses), handles, reached, losses)

@@ -143,18 +143,26 @@ class Method(ABC):
     version: ClassVar[str] = "1"  # bump when the same options would now give different images
     summary: ClassVar[str] = ""
     uses_dtype: ClassVar[bool] = False  # True: --dtype applies (and enters the run's identity)
+    default_dtype: ClassVar[str | None] = None  # without --dtype; None: bfloat16 on CUDA, else float32
     uses_device: ClassVar[bool] = True  # False: the work happens elsewhere (an API); --device auto imports no torch
     max_batch_size: ClassVar[int] = 1  # > 1: edit_batch() handles up to this many cases at once
     oom_hint: ClassVar[str] = ""  # what else to try when setup runs out of memory, e.g. "--set offload=model"
     runtime: ClassVar[Runtime] = Runtime()  # set per run by the runner, before setup()
 
     def resolve_runtime(self, runtime: Runtime) -> Runtime:
-        """The runtime this method will run under: the dtype filled in (bfloat16 on CUDA, else float32)."""
+        """The runtime this method will run under: the dtype filled in (:attr:`default_dtype`, else bfloat16 on
+        CUDA and float32 elsewhere)."""
         if not self.uses_dtype:
             return dataclasses.replace(runtime, dtype=None)
         if runtime.dtype is None:
-            return dataclasses.replace(runtime, dtype="bfloat16" if runtime.device.startswith("cuda") else "float32")
+            default = self.default_dtype or ("bfloat16" if runtime.device.startswith("cuda") else "float32")
+            return dataclasses.replace(runtime, dtype=default)
         return runtime
+
+    def default_run_name(self) -> str:
+        """The run folder's name without ``--run-name``: the method's name, or a variant's (a departure from the
+        original that must not sit in the report under the original's name)."""
+        return self.name
 
     def setup(self) -> None:
         """Load weights onto ``self.runtime.device``; called once per run before the first edit."""
