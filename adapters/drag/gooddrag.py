@@ -16,6 +16,10 @@ Defaults, from zewei-Zhang/GoodDrag (commit fc01bc1) ``bench_gooddrag.py`` (the 
 (``up_blocks[2]``). The benchmark script passes an empty prompt; ``use_caption=true`` passes the case's caption
 instead (its UI has a prompt box). As in ``pipeline.py``, a case without a mask keeps the whole latent close to
 the undragged trajectory (the term is always on). The UI's defaults differ (``lam`` 0.2, early stop after 10).
+Precision as the original's on CUDA: ``gooddrag_step`` prepares the UNet with accelerate's ``mixed_precision='fp16'``
+at the first drag step, which wraps its forward in float16 autocast for good, so every later UNet call (drags and
+the final denoising) autocasts, and each step's loss goes through a fresh GradScaler; the inversion and the
+undragged trajectory before it run in float32.
 """
 
 from __future__ import annotations
@@ -81,7 +85,7 @@ class GoodDrag(DiffusionDragMethod):
         state = _DragState(handles=list(ctx.handles), initial=list(ctx.handles))
         source, edited = ctx.latent, ctx.latent.clone()
         with contextlib.ExitStack() as stack:
-            controlled = False
+            controlled = autocast = False
             for i, index in enumerate(steps):
                 t = schedule.timesteps[index]
                 if state.dragging and state.unchanged_rounds >= self.max_track_no_change:
@@ -89,6 +93,9 @@ class GoodDrag(DiffusionDragMethod):
                 if i < self.drag_end_step and state.dragging:
                     with ctx.timer.phase("drag"):
                         edited = self._drag_step(ctx, edited, t, *references[i], state)
+                    if not autocast:  # accelerate's autocast wrapper stays on the UNet from the first drag step
+                        stack.enter_context(ctx.precision.context(engine))
+                        autocast = True
                 elif not controlled:
                     stack.enter_context(source_kv_control(engine.unet, self.kv_start_layer))
                     controlled = True
@@ -119,7 +126,7 @@ class GoodDrag(DiffusionDragMethod):
 
         weight = float((2 * self.r1) ** 2)
         latent = latent.clone().requires_grad_(True)
-        stepper = ctx.precision.stepper(ctx.engine, torch.optim.Adam([latent], lr=self.lr))
+        stepper = ctx.precision.stepper(ctx.engine, torch.optim.Adam([latent], lr=self.lr))  # a scaler per step
         rounds, in_round, first = 0, 0, True
         while rounds < self.tracks_per_step:
             with ctx.precision.context(ctx.engine):  # accelerate's fp16 autocast wraps the UNet's forward
