@@ -30,7 +30,8 @@ def run(
     overwrite: bool = typer.Option(False, help="Replace an existing, different run in the same folder."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps (not part of the run's identity)."),
     dtype: Optional[str] = typer.Option(None, help="float32, bfloat16 or float16 for methods that use torch "
-                                                   "(default: bfloat16 on CUDA, else float32)."),
+                                                   "(default: the drag methods float32, as their originals; others "
+                                                   "bfloat16 on CUDA, else float32)."),
     batch_size: int = typer.Option(1, help="Cases per call for methods that batch (not part of the run's identity)."),
     threads: Optional[int] = typer.Option(None, help="torch CPU threads (default: $TVBENCH_THREADS, "
                                                      "$OMP_NUM_THREADS, else the cores available)."),
