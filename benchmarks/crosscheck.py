@@ -42,9 +42,13 @@ import types
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-METHODS = ("dragdiffusion", "clipdrag", "dragnoise")
+METHODS = ("dragdiffusion", "clipdrag", "dragnoise", "gooddrag")
 SIZE = (64, 67)  # (w, h): 67 rows exercise the VAE's rounding (8 latent rows, 64 decoded)
 POINTS = ((20.0, 30.0, 40.0, 34.0), (48.0, 12.0, 44.0, 22.0))  # (x_handle, y_handle, x_target, y_target)
+# GoodDrag's tracking and patches index past the grid near its border (no clipping), so its points keep r2 = 12
+# cells from every border of a larger grid: 67 x 64 supervision cells.
+GOODDRAG_SIZE = (128, 134)
+GOODDRAG_POINTS = ((60.0, 60.0, 80.0, 68.0), (76.0, 84.0, 64.0, 90.0))
 PROMPT = "a textured square"
 EDIT_TEXT = "make it rounder"
 N_STEPS, STRENGTH, DRAG_STEPS, KV_LAYER = 10, 0.5, 4, 4
@@ -79,24 +83,24 @@ def commit_of(path: Path) -> str:
         return "unknown (not a git checkout)"
 
 
-def textured_image():
+def textured_image(size: tuple[int, int] = SIZE):
     import numpy as np
     from PIL import Image
 
     rng = np.random.default_rng(0)
-    w, h = SIZE
+    w, h = size
     yy, xx = np.mgrid[0:h, 0:w]
     base = np.stack([np.sin(xx / 5.0), np.cos(yy / 7.0), np.sin((xx + yy) / 9.0)], axis=-1)
     pixels = (127.5 + 100 * base + rng.normal(0, 10, (h, w, 3))).clip(0, 255).astype(np.uint8)
     return Image.fromarray(pixels)
 
 
-def mask_array():
+def mask_array(size: tuple[int, int] = SIZE):
     import numpy as np
 
-    w, h = SIZE
+    w, h = size
     mask = np.zeros((h, w), dtype=np.float32)
-    mask[5:55, 8:60] = 255.0
+    mask[h // 12:h * 5 // 6, w // 8:w * 15 // 16] = 255.0
     return mask
 
 
@@ -137,13 +141,13 @@ class RecordingAdam:
 def cpu_stand_ins(method: str):
     """Identities for the originals' CUDA-only calls while they run in float32 on the CPU: CLIPDrag decodes
     ``pred_x0.half()`` (meant for float16 autocast; on the CPU it only breaks the VAE's convolution), DragNoise's
-    ``get_text_embeddings`` calls ``.cuda()``."""
+    ``get_text_embeddings`` and GoodDrag's drag step and mask call ``.cuda()``."""
     import torch
 
     saved = torch.Tensor.half, torch.Tensor.cuda
     if method == "clipdrag":
         torch.Tensor.half = lambda self, *args, **kwargs: self
-    if method == "dragnoise" and not torch.cuda.is_available():
+    if method in ("dragnoise", "gooddrag") and not torch.cuda.is_available():
         torch.Tensor.cuda = lambda self, *args, **kwargs: self
     try:
         yield
@@ -249,6 +253,27 @@ def install_clip_stand_in(clip_folder: Path) -> None:
 # -- the stages -----------------------------------------------------------------------------------------------
 
 def crosscheck(method: str, original: Path) -> tuple[list[Stage], dict]:
+    import diffusers
+    import torch
+    import transformers
+
+    torch.set_num_threads(1)
+    workdir = Path(tempfile.mkdtemp(prefix="tvbench-crosscheck-"))
+    if method == "gooddrag":
+        stages = crosscheck_gooddrag(original, workdir)
+        size, points = GOODDRAG_SIZE, GOODDRAG_POINTS
+    else:
+        stages = crosscheck_latent_drag(method, original, workdir)
+        size, points = SIZE, POINTS
+    facts = {"method": method, "original": str(original), "original_commit": commit_of(original),
+             "torch": torch.__version__, "diffusers": diffusers.__version__,
+             "transformers": transformers.__version__, "image": list(size), "points": points, "n_steps": N_STEPS,
+             "inversion_strength": STRENGTH, "lora": "off on both sides"}
+    return stages, facts
+
+
+def crosscheck_latent_drag(method: str, original: Path, workdir: Path) -> list[Stage]:
+    """DragDiffusion and the two built on its code (CLIPDrag, DragNoise): one ``drag_diffusion_update`` each."""
     import numpy as np
     import torch
     import torch.nn.functional as F
@@ -261,8 +286,6 @@ def crosscheck(method: str, original: Path) -> tuple[list[Stage], dict]:
     from tvbench_adapters.drag.optimise import optimise_drag
     from tvbench_adapters.drag.timing import PhaseTimer
 
-    torch.set_num_threads(1)
-    workdir = Path(tempfile.mkdtemp(prefix="tvbench-crosscheck-"))
     weights = save_tiny_sd(workdir / "sd15")
     clip_folder = save_tiny_clip(workdir / "clip") if method == "clipdrag" else None
     port = build_port(weights, method, clip_folder)
@@ -408,16 +431,158 @@ def crosscheck(method: str, original: Path) -> tuple[list[Stage], dict]:
     with torch.no_grad(), quiet():
         orig_image = model.latent2image(orig_final, return_type="pt")
         port_image = engine.decode(outcome.latent)
-    stages.append(Stage("decoded image [0, 1]", max_diff(port_image, orig_image), 1e-5,
+    stages.append(Stage("decoded image [0, 1]", max_diff(port_image, orig_image), 1e-4,
                         f"{tuple(orig_image.shape[-2:])} decoded from {full_h} rows"))
-    import diffusers
-    import transformers
+    return stages
 
-    facts = {"method": method, "original": str(original), "original_commit": commit_of(original),
-             "torch": torch.__version__, "diffusers": diffusers.__version__,
-             "transformers": transformers.__version__, "image": list(SIZE), "n_steps": N_STEPS,
-             "inversion_strength": STRENGTH, "drag_steps": DRAG_STEPS, "lora": "off on both sides"}
-    return stages, facts
+
+GOODDRAG_SETTINGS = {"drag_end_step": 2, "tracks_per_step": 2, "drags_per_track": 2}
+
+
+def crosscheck_gooddrag(original: Path, workdir: Path) -> list[Stage]:
+    """GoodDrag's ``GoodDragger``: inversion, features, the undragged trajectory, one drag step, tracking, the
+    alternating drag and denoising (``good_drag``), on a pipeline folder both load (GoodDragger loads it itself)."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from diffusers import StableDiffusionPipeline
+
+    from tvbench.methods import create_method
+    from tvbench.methods.base import Runtime
+    from tvbench.testing.tiny_sd import tiny_sd_components
+    from tvbench_adapters.drag.geometry import DragGeometry
+    from tvbench_adapters.drag.gooddrag import _DragState
+    from tvbench_adapters.drag.method import DragContext
+    from tvbench_adapters.drag.motion import track_points
+    from tvbench_adapters.drag.timing import PhaseTimer
+
+    weights = workdir / "sd15-pipeline"
+    StableDiffusionPipeline(**tiny_sd_components(), safety_checker=None, feature_extractor=None,
+                            requires_safety_checker=False).save_pretrained(weights)
+    settings = {**GOODDRAG_SETTINGS, "model": str(weights), "vae": "", "resolution": str(GOODDRAG_SIZE[0]),
+                "n_steps": str(N_STEPS), "inversion_strength": str(STRENGTH), "lora_steps": "0"}
+    port = create_method("gooddrag", {k: str(v) for k, v in settings.items()})
+    port.runtime = port.resolve_runtime(Runtime(device="cpu", threads=1))
+    port.setup()
+    engine, schedule = port._engine, port._schedule
+
+    sys.path.insert(0, str(original))
+    lightning = types.ModuleType("pytorch_lightning")  # only its seed_everything is imported
+    lightning.seed_everything = lambda seed: torch.manual_seed(seed)
+    sys.modules.setdefault("pytorch_lightning", lightning)
+    image = textured_image(GOODDRAG_SIZE)
+    full_w, full_h = image.size
+
+    def dragger():
+        import pipeline  # GoodDrag's pipeline.py
+
+        with quiet():
+            return pipeline.GoodDragger(
+                "cpu", str(weights), "", full_h, full_w, STRENGTH, r1=port.r1, r2=port.r2, beta=port.d,
+                drag_end_step=port.drag_end_step, track_per_denoise=port.tracks_per_step, lam=port.lam,
+                latent_lr=port.lr, n_inference_step=N_STEPS, feature_idx=port._feature_index + 1,
+                vae_path="default", lora_path="", max_drag_per_track=port.drags_per_track,
+                drag_loss_threshold=port.drag_loss_threshold, max_track_no_change=port.max_track_no_change)
+
+    stages: list[Stage] = []
+    with cpu_stand_ins("gooddrag"):
+        original_dragger = dragger()
+        pixels = (torch.from_numpy(np.array(image)).float() / 127.5 - 1).permute(2, 0, 1)[None]
+        with quiet(), torch.no_grad():
+            orig_text = original_dragger.get_text_embeddings("")
+            orig_z = original_dragger.invert(pixels, "")
+        text = engine.text_embedding("")
+        port_z = engine.invert(engine.encode(image), text, schedule, STRENGTH)
+        stages.append(Stage("text embedding (empty prompt)", max_diff(text, orig_text), 1e-6))
+        stages.append(Stage("inversion latent z_t", max_diff(port_z, orig_z), 1e-5,
+                            f"latent {tuple(orig_z.shape[-2:])} from {full_h} rows"))
+
+        geometry = DragGeometry.of(full_w, full_h, port.resolution)
+        sup_h, sup_w = geometry.supervision_size
+        start = schedule.start_index(STRENGTH)
+        timesteps = original_dragger.model.scheduler.timesteps[start:]
+        t = timesteps[0]
+        with torch.no_grad(), quiet():
+            orig_eps, orig_features = original_dragger.forward_unet_features(orig_z, t, orig_text)
+            port_eps, port_features = engine.eps_and_features(orig_z, int(t), text, port._feature_index,
+                                                              (sup_h, sup_w))
+        stages.append(Stage("UNet noise prediction", max_diff(port_eps, orig_eps), 1e-5))
+        stages.append(Stage("supervision features", max_diff(port_features, orig_features), 1e-5,
+                            f"up_blocks[{port._feature_index}] at {sup_h}x{sup_w}"))
+
+        flat = [p for x, y, xt, yt in GOODDRAG_POINTS for p in ((x, y), (xt, yt))]
+        with quiet():
+            orig_handles, orig_targets = original_dragger.get_handle_target_points(flat)
+        handles, targets = geometry.handles_and_targets(GOODDRAG_POINTS)
+        stages.append(Stage("handles and targets on the supervision grid",
+                            max_diff(torch.stack(orig_handles + orig_targets), torch.tensor(handles + targets)), 0.0))
+        mask_u8 = mask_array(GOODDRAG_SIZE)
+        with quiet():
+            mask = original_dragger.prepare_mask(mask_u8)
+        latent_mask = F.interpolate(mask, tuple(orig_z.shape[-2:]), mode="nearest")
+
+        def port_context():
+            return DragContext(engine=engine, schedule=schedule, geometry=geometry, text=text, latent=orig_z.clone(),
+                               start=start, handles=list(handles), targets=list(targets), mask=latent_mask,
+                               timer=PhaseTimer(), case=types.SimpleNamespace(caption=""),
+                               feature_block=port._feature_index, precision=port.precision())
+
+        # the undragged trajectory the drag is supervised against
+        with quiet():
+            orig_steps, orig_refs = original_dragger.get_original_features(orig_z.clone(), orig_text)
+        ctx = port_context()
+        port_refs = port._undragged_trajectory(ctx, list(ctx.remaining_steps)[: port.drag_end_step])
+        worst_latent = max(max_diff(x, orig_steps[int(tt)]) for (x, _), tt in zip(port_refs, timesteps))
+        worst_features = max(max_diff(f, orig_refs[int(tt)]) for (_, f), tt in zip(port_refs, timesteps))
+        stages.append(Stage("undragged trajectory: next latents", worst_latent, 1e-5,
+                            f"{port.drag_end_step} steps"))
+        stages.append(Stage("undragged trajectory: features", worst_features, 1e-5))
+
+        # one drag step at the first timestep: one round of one Adam step
+        one = dragger()
+        one.track_per_denoise, one.max_drag_per_track = 1, 1
+        with RecordingAdam() as adam, quiet():
+            one.gooddrag_step(orig_z.clone(), t, timesteps[1], orig_text, copy.deepcopy(orig_handles),
+                              orig_targets, orig_refs, orig_handles, orig_steps, latent_mask)
+        orig_grad, orig_one = adam.grads[0][0], adam.params[0].detach().clone()
+        port.tracks_per_step, port.drags_per_track = 1, 1
+        state = _DragState(handles=list(handles), initial=list(handles))
+        with RecordingAdam() as adam:
+            port._drag_step(port_context(), orig_z.clone(), int(t), *port_refs[0], state)
+        largest = float(orig_grad.abs().max())
+        stages.append(Stage("one drag step: latent gradient", max_diff(adam.grads[0][0], orig_grad),
+                            1e-5 * max(1.0, largest), f"max |gradient| {largest:.3g}; tolerance 1e-5 of it"))
+        stages.append(Stage("one drag step: latent after Adam", max_diff(adam.params[0], orig_one), 1e-5))
+        port.tracks_per_step = GOODDRAG_SETTINGS["tracks_per_step"]
+        port.drags_per_track = GOODDRAG_SETTINGS["drags_per_track"]
+
+        # point tracking on the same feature maps
+        from utils import drag_utils
+
+        shifted = torch.roll(orig_features, shifts=(1, 2), dims=(2, 3))
+        tracked = drag_utils.point_tracking(orig_features, shifted, copy.deepcopy(orig_handles), orig_handles,
+                                            port.r2)
+        port_tracked = track_points(orig_features, shifted, handles, handles, port.r2)
+        stages.append(Stage("point tracking", max_diff(torch.stack(tracked), torch.tensor(port_tracked)), 0.0,
+                            f"handles {[tuple(int(v) for v in p) for p in tracked]}"))
+
+        # the whole method: drags alternating with denoising, then source-KV denoising
+        whole = dragger()
+        with quiet():
+            orig_image, latents, orig_final_handles, _ = whole.good_drag(pixels, flat, mask_u8,
+                                                                         return_intermediate_features=True)
+        outcome = port.drag_and_denoise(port_context())
+        stages.append(Stage("final handles", max_diff(torch.stack(orig_final_handles),
+                                                      torch.tensor(outcome.handles)), 0.0,
+                            f"port: {outcome.iterations} drag steps, stop {outcome.facts.get('drag_stop')}"))
+        stages.append(Stage("final latent", max_diff(outcome.latent, latents[-1]), 1e-5,
+                            f"drag_end_step {port.drag_end_step}, {port.tracks_per_step} rounds of "
+                            f"{port.drags_per_track}"))
+        with torch.no_grad():
+            port_image = engine.decode(outcome.latent)
+        stages.append(Stage("decoded image [0, 1]", max_diff(port_image, orig_image), 1e-4,
+                            f"{tuple(orig_image.shape[-2:])} decoded from {full_h} rows"))
+    return stages
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -426,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--original", required=True, type=Path, help="a checkout of the original repository")
     parser.add_argument("--json", type=Path, help="also write the table and the facts here")
     args = parser.parse_args(argv)
-    if not (args.original / "utils" / "drag_utils.py").is_file():
+    if not (args.original / "utils" / "drag_utils.py").is_file():  # every original keeps its drag code there
         parser.error(f"{args.original} is not a checkout of {args.method}'s repository (no utils/drag_utils.py)")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     stages, facts = crosscheck(args.method, args.original.resolve())

@@ -1,7 +1,7 @@
 """The standing cross-check of the drag ports against their originals (``benchmarks/crosscheck.py``).
 
 The originals are not part of tvbench; a checkout of each is named by ``TVBENCH_ORIGINALS`` (a folder holding
-``dragdiffusion/``, ``clipdrag/``, ``dragnoise/``), and the stage-by-stage comparison runs only where they are.
+``dragdiffusion/``, ``clipdrag/``, ``dragnoise/``, ``gooddrag/``), and the stage-by-stage comparison runs only where they are.
 Without them, the script's refusal of a folder that is not a checkout is still tested.
 """
 
@@ -24,7 +24,7 @@ def test_a_folder_that_is_not_the_original_is_refused_in_one_line(tmp_path):
     assert result.returncode == 2 and "not a checkout of dragdiffusion's repository" in result.stderr
 
 
-@pytest.mark.parametrize("method", ["dragdiffusion", "clipdrag", "dragnoise"])
+@pytest.mark.parametrize("method", ["dragdiffusion", "clipdrag", "dragnoise", "gooddrag"])
 def test_the_port_equals_its_original_stage_by_stage(method, tmp_path):
     pytest.importorskip("einops", reason="the originals' attention code needs einops")
     original = ORIGINALS / method
