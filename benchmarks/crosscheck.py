@@ -2,6 +2,7 @@
 
     python benchmarks/crosscheck.py dragdiffusion --original ~/src/DragDiffusion
     python benchmarks/crosscheck.py clipdrag --original ~/src/CLIPDrag [--json out.json]
+    (also dragnoise and gooddrag; pip install einops accelerate for the originals' own imports)
 
 The user clones the original repository (tvbench contains none of its code); this script puts the checkout on
 ``sys.path``, imports the original's own functions and runs them beside the port's on the same inputs: one tiny
@@ -11,20 +12,22 @@ float32 on the CPU with one thread. It prints, per stage, the largest absolute d
 stage must meet, and exits 1 when a stage misses it.
 
 Stages: the DDIM inversion latent; the UNet's noise prediction and the feature map the drag supervises; one
-motion-supervision step (the latent's gradient, and the latent after the Adam step); point tracking on the same
-feature maps; the latent after the whole drag; the final latent after denoising with the source's keys and values;
-the decoded image. The identity LoRA is off on both sides: the originals train it through ``set_lora_layer`` and
-``LoRAAttnProcessor``, which today's diffusers no longer has.
+motion-supervision step (the gradient of the optimised tensor, and the tensor after the Adam step); point tracking
+on the same feature maps; the tensor after the whole drag; the final latent; the decoded image. GoodDrag adds its
+undragged trajectory and the final handles, and runs its own ``GoodDragger`` end to end. The identity LoRA is off
+on both sides: the originals train it through ``set_lora_layer`` and ``LoRAAttnProcessor``, which today's diffusers
+no longer has.
 
-Needs of the originals beyond tvbench's: ``einops`` (their attention code). Three stand-ins for CLIPDrag, each
+Needs of the originals beyond tvbench's: ``einops`` (their attention code). GoodDrag imports
+``pytorch_lightning`` for ``seed_everything`` alone: ``torch.manual_seed`` stands in. Three stand-ins for CLIPDrag, each
 because the original cannot run here otherwise: it loads OpenAI's ``clip`` package and its ViT-B/16 weights from
 the network, so a ``clip`` module hands it the same tiny transformers ``CLIPModel`` the port loads (``encode_image``
 / ``encode_text`` are that model's projected features, ``tokenize`` its tokenizer); its ``utils.augmentations``
 imports kornia and pools to ViT-B/16's 224 pixels, and returns the pooled batch before any augmentation, so a
 module that pools to the tiny CLIP's size stands in; and its ``pred_x0.half()`` before decoding (a cast meant for
 CUDA under float16 autocast) is an identity while it runs in float32 on the CPU. For DragNoise: its unused
-TensorBoard import is stubbed and the ``.cuda()`` in its ``get_text_embeddings`` is an identity on a machine
-without CUDA.
+TensorBoard import is stubbed. DragNoise's and GoodDrag's ``.cuda()`` calls are identities on a machine without
+CUDA.
 """
 
 from __future__ import annotations
