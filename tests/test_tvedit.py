@@ -167,6 +167,22 @@ def test_official_pickle_loads_strictly_and_runs(tmp_path):
         assert transformer(**call)[0].shape == (1, 40, 16)
 
 
+def test_official_pickle_with_extra_top_level_keys_loads_with_a_note(tmp_path, capsys):
+    # TVEditModel.load_weight reads state["point_encoder"] and state["casc"] only: other keys are ignored there too
+    transformer = tiny_transformer("qwen")
+    original = _controller(transformer, seed=4)
+    path = tmp_path / "tvedit_step1000.pt"
+    torch.save({**original.state_dicts(), "step": 1000, "optimizer": {"lr": torch.tensor(1e-4)},
+                "config": {"blocks": 2, "injections": 3}}, path)
+    loaded = load_controller(path, transformer)
+    assert loaded.source == {"path": str(path), "format": "official", "extra_keys": ["config", "optimizer", "step"]}
+    for part, state in original.state_dicts().items():
+        for name, tensor in state.items():
+            assert torch.equal(loaded.state_dicts()[part][name], tensor)
+    note = capsys.readouterr().err.strip().splitlines()
+    assert len(note) == 1 and str(path) in note[0] and "config, optimizer, step" in note[0], note
+
+
 class _Payload:
     def __reduce__(self):
         return (print, ("unpickled code ran",))
@@ -178,12 +194,12 @@ def test_pickles_with_anything_but_tensors_are_refused(tmp_path):
     cases = {
         "object.pt": {"point_encoder": dicts["point_encoder"], "casc": {"x": _Payload()}},
         "number.pt": {"point_encoder": dicts["point_encoder"], "casc": {**dicts["casc"], "step": 3}},
-        "extra.pt": {**dicts, "optimizer": {}},
-        "missing.pt": {"casc": dicts["casc"]},
+        "extra_object.pt": {**dicts, "model": _Payload()},  # an extra key is ignored, but nothing is unpickled
+        "missing.pt": {"casc": dicts["casc"], "step": 3},
     }
     for name, payload in cases.items():
         path = tmp_path / name
-        if name == "object.pt":
+        if name.startswith("object"):
             with open(path, "wb") as handle:
                 pickle.dump(payload, handle)
         else:
@@ -204,8 +220,8 @@ def test_safetensors_round_trip_is_exact(tmp_path, dtype):
     controller = _controller(transformer, seed=5).to(dtype)
     path = save_controller(controller, tmp_path / "run")
     assert path.name == "controller.safetensors"
-    dicts, spec, kind = read_controller_file(path)
-    assert kind == "ours" and spec == controller.spec
+    dicts, spec, kind, extra = read_controller_file(path)
+    assert kind == "ours" and spec == controller.spec and extra == []
     for part, state in controller.state_dicts().items():
         assert set(dicts[part]) == set(state)
         for name, tensor in state.items():

@@ -214,3 +214,37 @@ def test_validation_edits_are_saved_and_scored(shared, tmp_path):
     assert all(r["ds_global_tgt_n"] == 1 and r["md_s_n"] == 1 and r["loss"] > 0 for r in records)
     held_out = sorted(load_benchmark(shared["data"]), key=lambda case: case.id)[-1].id
     assert (tmp_path / "run" / "validation" / "step-0000001" / f"{held_out}.png").is_file()
+
+
+def test_training_and_inference_resize_with_one_filter_the_official_bicubic(monkeypatch):
+    """The authors' demo resizes with PIL's default (bicubic); training once used diffusers' Lanczos. Every resize
+    of the source, in training (latents, target, Qwen's text condition) and in a controlled edit (both modes),
+    is now bicubic, and training encodes exactly the pixels inference hands the pipeline."""
+    from PIL import Image
+
+    from tvbench_adapters.tvedit.edit import controlled_edit
+    from tvbench_adapters.tvedit.points import prepare_source
+    from tvbench_adapters.tvedit.training.backbones import FrozenBackbone
+
+    pipe, controller, case = _tiny_pipeline_with_controller("qwen-image-edit")
+    source = case.open_image("source").convert("RGB")
+    filters = []
+    resize = Image.Image.resize
+
+    def spy(image, size, resample=None, *args, **kwargs):
+        if image.size == source.size and tuple(size) != image.size:  # a resize of the source itself
+            filters.append(resample)
+        return resize(image, size, resample, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "resize", spy)
+    backbone = FrozenBackbone(pipe)
+    tokens, _ = backbone.encode_image(source, (64, 64))
+    backbone.encode_text(case.instruction, source, (64, 64))
+    training = len(filters)
+    for mode in ("squash", "keep"):
+        controlled_edit(pipe, controller, source, case.instruction, case.points, steps=1, seed=0, cfg=1.0,
+                        resize=mode, area=64 * 64)
+    assert training >= 2 and len(filters) > training and set(filters) == {Image.Resampling.BICUBIC}, filters
+    assert torch.equal(tokens, backbone.encode_image(prepare_source(source, "squash", (64, 64)), (64, 64))[0])
+    lanczos = resize(source, (64, 64), Image.Resampling.LANCZOS)
+    assert not torch.equal(tokens, backbone.encode_image(lanczos, (64, 64))[0])  # the filter shows in the latents

@@ -1,10 +1,15 @@
 """Controller weights on disk: the official torch pickle (read only) and our safetensors file (read and write).
 
-- **Official** (PolyU-VCLab/TVEdit ``TVEditModel.load_weight``): a ``torch.save`` pickle of
-  ``{"point_encoder": state_dict, "casc": state_dict}``, loaded into both modules strictly. We read it with
-  ``torch.load(..., weights_only=True)`` only, and refuse, in one line, a file holding anything but those two
-  dicts of tensors. It carries no config: the blocks and heads are counted from its names, the widths are
-  read from its shapes, and the backbone's sizes come from the pipeline's transformer.
+- **Official** (PolyU-VCLab/TVEdit ``demo/tvedit_qwen/tv_edit_model.py``, ``TVEditModel.load_weight``): a
+  ``torch.save`` pickle of ``{"point_encoder": state_dict, "casc": state_dict}``; the official loader reads
+  ``state["point_encoder"]`` and ``state["casc"]`` and loads each into its module strictly, so any other
+  top-level key (a step count, an optimizer state, ...) is ignored. We do the same: both dicts are required and
+  loaded strictly, other top-level keys are accepted, left unused, and named in a note (one line on stderr,
+  ``extra_keys`` in the loaded controller's ``source``, ``controller_extra_keys`` in the methods' facts). We read
+  the file with ``torch.load(..., weights_only=True)`` only: a file holding Python objects other than tensors
+  and plain containers, anywhere, is refused in one line (the official torch 2.5 loader would unpickle them).
+  It carries no config: the blocks and heads are counted from its names, the widths are read from its shapes,
+  and the backbone's sizes come from the pipeline's transformer.
 - **Ours**: one safetensors file, tensors named ``point_encoder.<name>`` and ``casc.<name>`` (the same names),
   with the :class:`~.spec.ControllerSpec` as JSON in its metadata. Saving and loading are exact.
 
@@ -18,7 +23,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import torch
 
@@ -45,8 +50,9 @@ def _is_safetensors(path: Path) -> bool:
     return len(head) == 9 and head[8:9] == b"{"
 
 
-def read_official(path: str | Path) -> StateDicts:
-    """The two state dicts of an official pickle; nothing but tensors is unpickled."""
+def read_official(path: str | Path) -> tuple[StateDicts, list[str]]:
+    """The two state dicts of an official pickle, and the names of its other top-level keys (ignored, as the
+    official ``TVEditModel.load_weight`` ignores them); nothing but tensors and plain containers is unpickled."""
     path = Path(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -58,10 +64,9 @@ def read_official(path: str | Path) -> StateDicts:
         raise CheckpointError(f"{path}: expected a dict with 'point_encoder' and 'casc', got {type(payload).__name__}")
     extra = sorted(str(key) for key in payload if key not in PARTS)
     missing = [key for key in PARTS if key not in payload]
-    if missing or extra:
-        raise CheckpointError(f"{path}: expected exactly the dicts 'point_encoder' and 'casc'"
-                              + (f"; missing {', '.join(missing)}" if missing else "")
-                              + (f"; unexpected {', '.join(extra)}" if extra else ""))
+    if missing:
+        raise CheckpointError(f"{path}: expected the dicts 'point_encoder' and 'casc'; missing {', '.join(missing)}"
+                              + (f" (top-level keys: {', '.join(extra)})" if extra else ""))
     dicts: StateDicts = {}
     for part in PARTS:
         state = payload[part]
@@ -71,7 +76,7 @@ def read_official(path: str | Path) -> StateDicts:
             if not isinstance(name, str) or not isinstance(value, torch.Tensor):
                 raise CheckpointError(f"{path}: '{part}' entry {name!r} is a {type(value).__name__}, not a tensor")
         dicts[part] = dict(state)
-    return dicts
+    return dicts, extra
 
 
 def read_safetensors(path: str | Path) -> tuple[StateDicts, ControllerSpec | None]:
@@ -152,15 +157,33 @@ def load_state_dicts(controller: TVEditController, dicts: StateDicts, source: st
         module.load_state_dict(given, strict=True)
 
 
-def read_controller_file(path: str | Path) -> tuple[StateDicts, ControllerSpec | None, str]:
-    """Either format, recognised by content: (dicts, spec or None, "ours" | "official")."""
+class ControllerFile(NamedTuple):
+    dicts: StateDicts
+    spec: ControllerSpec | None  # None: an official file (no config)
+    kind: str  # "ours" | "official"
+    extra_keys: list[str]  # an official file's ignored top-level keys
+
+
+def read_controller_file(path: str | Path) -> ControllerFile:
+    """Either format, recognised by content: (dicts, spec or None, "ours" | "official", ignored top-level keys)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such controller file")
     if _is_safetensors(path):
         dicts, spec = read_safetensors(path)
-        return dicts, spec, "ours"
-    return read_official(path), None, "official"
+        return ControllerFile(dicts, spec, "ours", [])
+    dicts, extra = read_official(path)
+    return ControllerFile(dicts, None, "official", extra)
+
+
+def note_extra_keys(path: str | Path, extra: list[str]) -> None:
+    """The one-line note for an official file's ignored top-level keys (stderr)."""
+    from rich.markup import escape
+
+    from tvbench.progress import stderr
+
+    stderr.print(f"note: {escape(str(path))}: ignored top-level keys {escape(', '.join(extra))} (only "
+                 "point_encoder and casc are loaded, as the official TVEditModel.load_weight does)", highlight=False)
 
 
 def load_controller(ref: str | Path, transformer: Any, *, dtype: torch.dtype | None = None) -> TVEditController:
@@ -168,7 +191,7 @@ def load_controller(ref: str | Path, transformer: Any, *, dtype: torch.dtype | N
     from tvbench_adapters.tvedit.spec import backbone_of
 
     path = resolve_controller(ref)
-    dicts, spec, kind = read_controller_file(path)
+    dicts, spec, kind, extra = read_controller_file(path)
     backbone = backbone_of(transformer)
     if spec is None:
         spec = spec_from_state(dicts["casc"], transformer.config, backbone)
@@ -180,6 +203,9 @@ def load_controller(ref: str | Path, transformer: Any, *, dtype: torch.dtype | N
     controller = build_controller(spec)
     load_state_dicts(controller, dicts, str(path))
     controller.source = {"path": str(path), "format": kind}
+    if extra:
+        controller.source["extra_keys"] = extra
+        note_extra_keys(path, extra)
     return controller.to(dtype=dtype) if dtype is not None else controller
 
 

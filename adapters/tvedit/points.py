@@ -10,13 +10,22 @@ Image sizing (``resize`` option of the methods and of training):
 
 - ``squash`` (the official inference): the source is resized to 1024 x 1024 whatever its aspect, as the
   weights published by the authors were used;
-- ``keep``: the source goes to the pipeline unchanged and the pipeline picks its ~1 MP working size with the
-  aspect kept. The point maps follow the token grid of each transformer call in both modes.
+- ``keep``: the source is resized to the pipeline's ~1 MP working size with the aspect kept. The point maps
+  follow the token grid of each transformer call in both modes.
+
+One filter, the official one (:data:`RESIZE_FILTER`), for every resize of an input image, at inference
+(methods, ``controlled_edit``) and in training (``training/backbones.py``: source, target and the text encoder's
+condition image): :func:`resize_image` where the TV-Edit code resizes, and :func:`pipeline_filter` around
+pipeline calls, which sets the pipeline's own image processor (diffusers' ``VaeImageProcessor``, Lanczos by
+default) to the same filter. That matters in ``keep`` mode on Qwen-Image-Edit, whose pipeline picks its working
+size from the image it gets (a pre-resized image could be snapped to another size and resized twice), so there
+the source goes in unchanged and the pipeline resizes it once.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+import contextlib
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from PIL import Image
 
@@ -27,6 +36,12 @@ if TYPE_CHECKING:  # torch loads on first use: `tvbench ls` imports this module 
 
 OFFICIAL_SIZE = 1024  # the official demo resizes every source to 1024 x 1024 (gradio_demo.py, on_run)
 RESIZE_MODES = ("squash", "keep")
+# The official filter. PolyU-VCLab/TVEdit ``demo/gradio_demo.py``, ``on_run``: ``original_img.resize((1024, 1024))``
+# with no filter named, i.e. PIL's default, which is BICUBIC for RGB images (Pillow >= 7). That demo is the only
+# resize in the authors' code: their training code is not released (README: "Release training code" unchecked),
+# and the pipeline's own resize (``image_processor.resize``, Lanczos) is a no-op on an image already at 1024 x 1024.
+RESIZE_FILTER = Image.Resampling.BICUBIC
+RESIZE_FILTER_NAME = "bicubic"  # recorded in the training cache keys and run.json
 
 DragPair = Sequence[float]  # (x_handle, y_handle, x_target, y_target) in source pixels
 
@@ -37,11 +52,35 @@ def check_resize_mode(mode: str) -> str:
     return mode
 
 
-def prepare_source(image: Image.Image, mode: str) -> Image.Image:
-    """The image handed to the pipeline: squashed to 1024 x 1024 (official) or unchanged (``keep``)."""
-    if check_resize_mode(mode) == "squash" and image.size != (OFFICIAL_SIZE, OFFICIAL_SIZE):
-        return image.resize((OFFICIAL_SIZE, OFFICIAL_SIZE), Image.Resampling.BICUBIC)
-    return image
+def resize_image(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """``image`` at ``size = (w, h)`` with the official filter (:data:`RESIZE_FILTER`, bicubic); unchanged if
+    already that size. The one resize of TV-Edit's inputs, at inference and in training."""
+    size = (int(size[0]), int(size[1]))
+    return image if image.size == size else image.resize(size, RESIZE_FILTER)
+
+
+@contextlib.contextmanager
+def pipeline_filter(pipe: Any) -> Iterator[None]:
+    """For the block: ``pipe.image_processor`` resizes PIL images with :data:`RESIZE_FILTER` (restored after)."""
+    processor = getattr(pipe, "image_processor", None)
+    config = getattr(processor, "config", None)
+    if config is None or "resample" not in config:
+        yield
+        return
+    before = config["resample"]
+    processor.register_to_config(resample=RESIZE_FILTER_NAME)
+    try:
+        yield
+    finally:
+        processor.register_to_config(resample=before)
+
+
+def prepare_source(image: Image.Image, mode: str, size: tuple[int, int] | None = None) -> Image.Image:
+    """The image handed to the pipeline, resized with the official filter to ``size`` (the working size); without
+    ``size``: squashed to 1024 x 1024 (official) or unchanged (``keep``)."""
+    if check_resize_mode(mode) == "squash":
+        return resize_image(image, size or (OFFICIAL_SIZE, OFFICIAL_SIZE))
+    return resize_image(image, size) if size else image
 
 
 def point_map(points: Sequence[Sequence[float]], image_size: tuple[int, int],

@@ -15,6 +15,9 @@ training and inference see the controller through the same arguments.
 Working size: ``squash`` resizes both images to ``resolution`` x ``resolution`` (the official inference size,
 1024); ``keep`` keeps the source's aspect at about ``resolution``^2 pixels with sides rounded to multiples of 32
 (the rule of Qwen-Image-Edit's ``calculate_dimensions``). The target is resized to the source's working size.
+Every resize (source, target, and the condition image Qwen's text encoder reads) uses the filter inference uses,
+the official one (:func:`~tvbench_adapters.tvedit.points.resize_image`, bicubic as the authors' demo); the
+pipeline's image processor (Lanczos by default) then gets images already at the working size and leaves them be.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import torch
 from PIL import Image
 
 from tvbench.errors import ConfigError
-from tvbench_adapters.tvedit.points import check_resize_mode
+from tvbench_adapters.tvedit.points import check_resize_mode, resize_image
 from tvbench_adapters.tvedit.spec import backbone_of
 
 PIPELINE_CLASSES = {"qwen": ("QwenImageEditPipeline",), "kontext": ("FluxKontextPipeline",)}
@@ -90,7 +93,7 @@ class FrozenBackbone:
     def _pixels(self, image: Image.Image, size: tuple[int, int]) -> torch.Tensor:
         width, height = size
         processor = self.pipe.image_processor
-        tensor = processor.preprocess(processor.resize(image, height, width), height, width)
+        tensor = processor.preprocess(resize_image(image, size), height, width)
         vae = self.pipe.vae
         return tensor.to(device=next(vae.parameters()).device, dtype=next(vae.parameters()).dtype)
 
@@ -111,8 +114,7 @@ class FrozenBackbone:
         """Text states of one instruction (float32, CPU); Qwen's depend on the condition image as well."""
         device = next(self.pipe.text_encoder.parameters()).device
         if self.kind == "qwen":
-            width, height = size
-            prompt_image = self.pipe.image_processor.resize(image.convert("RGB"), height, width)
+            prompt_image = resize_image(image.convert("RGB"), size)
             embeds, mask = self.pipe.encode_prompt(prompt=instruction, image=prompt_image, device=device)
             mask = mask if mask is not None else torch.ones(embeds.shape[:2], dtype=torch.long)
             return {"prompt_embeds": embeds[0].float().cpu(), "prompt_mask": mask[0].long().cpu()}

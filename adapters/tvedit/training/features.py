@@ -3,9 +3,9 @@
 Per training pair: the target's latent tokens (Z0), the source's latent tokens (condition), the token grid and
 the instruction's text states. Each item is one safetensors file named by a sha256 of what determines it:
 the frozen modules' identity (configs and a weight checksum), the decoded pixels of the image(s), the working
-size and, for text, the instruction. Renaming a file or re-encoding a PNG losslessly hits the same entry;
-another backbone, size or instruction misses. A killed run leaves at worst a ``.partial`` file, never a
-half-written entry. With several processes each encodes its share, then all read every entry.
+size and resize filter and, for text, the instruction. Renaming a file or re-encoding a PNG losslessly hits the
+same entry; another backbone, size, filter or instruction misses. A killed run leaves at worst a ``.partial``
+file, never a half-written entry. With several processes each encodes its share, then all read every entry.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from tvbench.cases.case import ImageRef, pixel_digest
+from tvbench_adapters.tvedit.points import RESIZE_FILTER_NAME
 from tvbench_adapters.tvedit.training.backbones import FrozenBackbone, working_size
 from tvbench_adapters.tvedit.training.data import TrainingPair
 
@@ -67,7 +68,7 @@ class FeatureStore:
         size = self.size_of(pair)
         source_digest, source_size = self._image(pair.source)
         target_digest, _ = self._image(pair.target)
-        identity, size_text = self.backbone.identity, f"{size[0]}x{size[1]}"
+        identity, size_text = self.backbone.identity, f"{size[0]}x{size[1]}/{RESIZE_FILTER_NAME}"
 
         def latents(ref: ImageRef):
             def make():

@@ -91,9 +91,12 @@ class TrainConfig:
             raise ConfigError(f"--mixed-precision {self.mixed_precision!r}: choose auto, no, bf16 or fp16")
 
     def curve(self) -> dict[str, Any]:
-        """The settings a resumed run must share with the interrupted one."""
+        """The settings a resumed run must share with the interrupted one (and the image resize filter)."""
+        from tvbench_adapters.tvedit.points import RESIZE_FILTER_NAME
+
         record = dataclasses.asdict(self)
-        return {name: (str(record[name]) if isinstance(record[name], Path) else record[name]) for name in CURVE_FIELDS}
+        curve = {name: (str(record[name]) if isinstance(record[name], Path) else record[name]) for name in CURVE_FIELDS}
+        return {**curve, "resize_filter": RESIZE_FILTER_NAME}
 
     def curve_hash(self) -> str:
         return hashlib.sha256(json.dumps(self.curve(), sort_keys=True).encode()).hexdigest()[:16]
@@ -414,7 +417,8 @@ class Trainer:
         if not run_file.is_file():
             output.mkdir(parents=True, exist_ok=True)
             return
-        previous = json.loads(run_file.read_text()).get("curve", {})
+        # A run.json without resize_filter predates the single filter: its images were resized with Lanczos.
+        previous = {"resize_filter": "lanczos", **json.loads(run_file.read_text()).get("curve", {})}
         for name, value in self.config.curve().items():
             if previous.get(name, value) != value:
                 raise ConfigError(f"{output}: holds a run with {name}={previous[name]!r}, not {value!r}; "
