@@ -125,6 +125,11 @@ def test_killed_run_resumes_onto_the_same_curve(shared, tmp_path):
     resumed = Trainer(_config(shared, killed, steps=steps, effective_batch=2, checkpoint_every=2)).run()  # the rerun
     assert resumed["resumed_from"] >= 2
     assert _losses(killed) == _losses(tmp_path / "whole")  # bit for bit: same data, noise, t and optimizer state
+    # the artefacts too, byte for byte (safetensors' metadata order, JSON key order), and nothing partial left
+    for name in ("controller.safetensors", "checkpoints/step-0000006/controller.safetensors",
+                 "checkpoints/step-0000006/state.json", "run.json"):
+        assert (killed / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+    assert not list(killed.rglob(".partial-*"))
 
 
 def _free_port() -> int:

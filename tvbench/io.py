@@ -8,6 +8,7 @@ opened with ``O_APPEND``, so concurrent writers (shards) never interleave within
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -15,6 +16,7 @@ import math
 import os
 import secrets
 import shutil
+import socket
 import tempfile
 import time
 from contextlib import contextmanager
@@ -28,17 +30,44 @@ T = TypeVar("T")
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)  # O_BINARY: Windows
 
 
+@functools.lru_cache(maxsize=1)
+def _host() -> str:
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _owner() -> str:
+    """This process as a partial's owner: ``<pid>@<host digest>`` (the host, so a cache shared over a network
+    file system never mistakes another machine's live writer for a dead one here)."""
+    return f"{os.getpid()}@{_host()}"
+
+
 def _partial_sibling(path: Path, create: Callable[[Path], T]) -> tuple[Path, T]:
-    """Create a fresh hidden ``.partial-<name>.<random>`` sibling of ``path`` with ``create`` (which must fail if the
-    name exists). Unlike ``tempfile``, whose files are private (0600), the permissions follow the umask, so
-    results and the shared feature cache read like any other file the user writes."""
+    """Create a fresh hidden ``.partial-<name>.<owner>.<random>`` sibling of ``path`` with ``create`` (which must fail
+    if the name exists). Unlike ``tempfile``, whose files are private (0600), the permissions follow the umask, so
+    results and the shared feature cache read like any other file the user writes. The owner
+    (:func:`_owner`) lets :func:`remove_stale_partials` tell a dead writer's leftovers from a live one's."""
     for _ in range(100):
-        candidate = path.parent / f"{PARTIAL_PREFIX}{path.name}.{secrets.token_hex(6)}"
+        candidate = path.parent / f"{PARTIAL_PREFIX}{path.name}.{_owner()}.{secrets.token_hex(6)}"
         try:
             return candidate, create(candidate)
         except FileExistsError:
             continue
     raise FileExistsError(f"{path.parent}: cannot create a temporary file for {path.name}")
+
+
+def _owner_state(name: str) -> str:
+    """``dead``, ``alive`` or ``unknown`` (another machine's, or a name without an owner) for a partial's name."""
+    parts = name.rsplit(".", 2)
+    pid, _, host = (parts[-2] if len(parts) == 3 else "").partition("@")
+    if not pid.isdigit() or host != _host():
+        return "unknown"
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return "dead"
+    except OSError:
+        pass  # it exists, owned by another user
+    return "alive"
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
@@ -49,6 +78,7 @@ def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(path.parent, path.name + ".")  # a killed writer's copy of this very file
     tmp, fd = _partial_sibling(path, lambda name: os.open(name, _NEW_FILE_FLAGS, 0o666))
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -62,15 +92,20 @@ def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None
         raise
 
 
-def remove_stale_partials(folder: Path, stem: str = "", older_than: float = 600.0) -> None:
-    """Delete what killed writers left behind (``.partial-<stem>*`` files or folders older than ``older_than`` s).
+def remove_stale_partials(folder: Path, stem: str = "", older_than: float = 600.0,
+                          abandoned_after: float = 86400.0) -> None:
+    """Delete what killed writers left behind: ``.partial-<stem>*`` files or folders whose owner process on this
+    machine is gone, and those older than ``older_than`` s whose owner cannot be checked (another machine's).
 
-    A live write or build takes seconds, never ten minutes, so anything older is an orphan.
+    Every writer calls this for the name it is about to write, and :func:`build_folder_once` for the folder it
+    guards, so the next run that touches a place cleans it, however young the leftover. A partial whose owner is
+    alive is a write in progress and is left alone (unless older than ``abandoned_after``: its pid was reused).
     """
-    cutoff = time.time() - older_than
+    now = time.time()
     for leftover in Path(folder).glob(PARTIAL_PREFIX + stem + "*"):
         try:
-            if leftover.stat().st_mtime >= cutoff:
+            limit = {"dead": -1.0, "alive": abandoned_after}.get(_owner_state(leftover.name), older_than)
+            if now - leftover.stat().st_mtime <= limit:
                 continue
             if leftover.is_dir():
                 shutil.rmtree(leftover, ignore_errors=True)
@@ -88,10 +123,11 @@ def build_folder_once(path: Path, build: Callable[[Path], None], done_marker: st
     without its marker (interrupted by hand) is moved aside and rebuilt.
     """
     path = Path(path)
+    if path.parent.is_dir():
+        remove_stale_partials(path.parent, path.name + ".")  # a killed build's folder, whether or not one finished
     if (path / done_marker).is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_partials(path.parent, path.name + ".")
     work, _ = _partial_sibling(path, lambda name: os.mkdir(name, 0o777))  # mode per the umask, like mkdir
     try:
         build(work)
@@ -148,7 +184,26 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
+    """Sorted keys: equal content has equal bytes, whatever order the dictionary was built in."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def canonical_safetensors(data: bytes) -> bytes:
+    """A safetensors file with its header's keys sorted. The writer stores ``__metadata__`` from a hash map, in
+    an order that changes from one save to the next; sorted, equal tensors and metadata give equal bytes."""
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + length])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)  # the format pads the header to 8 bytes with spaces
+    return len(text).to_bytes(8, "little") + text + data[8 + length:]
+
+
+def atomic_save_safetensors(path: Path, tensors: dict[str, Any], metadata: dict[str, str] | None = None, *,
+                            durable: bool = True) -> None:
+    """``safetensors.torch.save_file`` made atomic and byte-stable (:func:`canonical_safetensors`)."""
+    from safetensors.torch import save
+
+    atomic_write_bytes(path, canonical_safetensors(save(tensors, metadata=metadata)), durable=durable)
 
 
 def encode_png(image: Image.Image) -> bytes:

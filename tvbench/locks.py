@@ -27,6 +27,33 @@ def _holder(path: Path) -> str:
     return f" ({text})" if text else ""
 
 
+def _busy_error(folder: Path, command: str, path: Path) -> ResultsError:
+    return ResultsError(f"{folder}: another `tvbench {command}` is writing here{_holder(path)}; wait for it to "
+                        "finish, or pass --wait to start when it does")
+
+
+def refuse_if_busy(folder: Path, command: str) -> None:
+    """Fail at once, creating nothing, when another process holds ``folder``'s lock for ``command``: lets a
+    command that must load something first (a network) refuse before it does, and before it writes anything."""
+    try:
+        import fcntl
+    except ImportError:
+        return
+    path = Path(folder) / f".tvbench-{command}.lock"
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return  # no lock file: nobody holds it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise _busy_error(Path(folder), command, path) from None
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def folder_lock(folder: Path, command: str, *, wait: bool = False,
                 on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
@@ -35,12 +62,10 @@ def folder_lock(folder: Path, command: str, *, wait: bool = False,
     path = Path(folder) / f".tvbench-{command}.lock"
 
     def busy() -> None:
-        holder = _holder(path)
         if not wait:
-            raise ResultsError(f"{folder}: another `tvbench {command}` is writing here{holder}; wait for it to "
-                               "finish, or pass --wait to start when it does")
+            raise _busy_error(Path(folder), command, path)
         if on_wait is not None:
-            on_wait(f"{folder}: waiting for another `tvbench {command}`{holder} to finish")
+            on_wait(f"{folder}: waiting for another `tvbench {command}`{_holder(path)} to finish")
 
     with file_lock(path, on_busy=busy):
         # A second descriptor writes the note: flock belongs to the first one, which stays open (and locked).

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from tvbench.cases.case import pixel_digest
+from tvbench.io import atomic_save_safetensors, atomic_write_json
 from tvbench.settings import cache_dir
 
 if TYPE_CHECKING:
@@ -128,15 +127,13 @@ class IdentityLora:
 
     def _save(self, path: Path, image: Image.Image, prompt: str, key: str) -> None:
         from peft.utils import get_peft_model_state_dict
-        from safetensors.torch import save_file
 
         state = {k: v.detach().contiguous().cpu() for k, v in
                  get_peft_model_state_dict(self.engine.unet, adapter_name=ADAPTER).items()}
-        path.parent.mkdir(parents=True, exist_ok=True)
         meta = {"prompt": prompt, "image_size": list(image.size), "base": self.engine.identity(),
                 "dtype": self.engine.dtype_name, "recipe": asdict(self.recipe)}
-        _write_atomically(path.parent / "meta.json", lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1)))
-        _write_atomically(path, lambda tmp: save_file(state, tmp, metadata={"key": key}))
+        atomic_write_json(path.parent / "meta.json", meta)
+        atomic_save_safetensors(path, state, metadata={"key": key})
 
     # -- training ------------------------------------------------------------------------------------------
 
@@ -198,14 +195,3 @@ class _CropSource:
         mean, std = self.posteriors[(top, left)]
         draw = torch.randn(mean.shape, generator=generator).to(device=mean.device, dtype=mean.dtype)
         return (mean + std * draw) * self.engine.vae.config.scaling_factor
-
-
-def _write_atomically(path: Path, write) -> None:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

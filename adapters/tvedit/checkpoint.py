@@ -102,23 +102,21 @@ def read_safetensors(path: str | Path) -> tuple[StateDicts, ControllerSpec | Non
 
 
 def save_controller(controller: TVEditController, path: str | Path) -> Path:
-    """Write ``point_encoder.*`` and ``casc.*`` as safetensors, the spec in the metadata (atomic rename)."""
+    """Write ``point_encoder.*`` and ``casc.*`` as safetensors, the spec in the metadata (atomic rename, equal
+    weights give equal bytes)."""
     return save_state_dicts(controller.state_dicts(), controller.spec, path)
 
 
 def save_state_dicts(dicts: StateDicts, spec: ControllerSpec, path: str | Path) -> Path:
     """The same file from the two state dicts (e.g. gathered from a sharded training run)."""
-    from safetensors.torch import save_file
+    from tvbench.io import atomic_save_safetensors
 
     path = Path(path)
     if path.suffix != ".safetensors":
         path = path / OUR_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {f"{part}.{name}": tensor.detach().contiguous().cpu()
                for part in PARTS for name, tensor in dicts[part].items()}
-    partial = path.with_name(path.name + ".partial")
-    save_file(tensors, str(partial), metadata={"format": FORMAT, "version": FORMAT_VERSION, "spec": spec.to_json()})
-    partial.replace(path)
+    atomic_save_safetensors(path, tensors, {"format": FORMAT, "version": FORMAT_VERSION, "spec": spec.to_json()})
     return path
 
 

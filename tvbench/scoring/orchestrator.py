@@ -15,10 +15,10 @@ from PIL import Image, UnidentifiedImageError
 from tvbench.analysis.frames import scores_frame
 from tvbench.analysis.paired import Settings
 from tvbench.analysis.uncertainty import annotate
-from tvbench.cases import Case
+from tvbench.cases import Benchmark, Case
 from tvbench.errors import CaseError, one_line
 from tvbench.io import atomic_write_json, atomic_write_text, jsonl_line
-from tvbench.locks import folder_lock
+from tvbench.locks import folder_lock, refuse_if_busy
 from tvbench.metrics import Metric
 from tvbench.progress import track
 from tvbench.provenance import environment, now
@@ -118,17 +118,21 @@ def score_results(results: Path, config: ScoringConfig | None = None, bench_spec
     One scorer per folder at a time (:func:`~tvbench.locks.folder_lock`): another one fails at once naming the
     holder, or with ``wait`` starts when the holder is done, so no scorer's rows are overwritten unseen.
     """
-    discover_runs(results)  # a missing or empty folder is reported as such before a lock file is made in it
+    # A missing or empty folder, a benchmark or a network that cannot be loaded, and a folder another scorer holds
+    # are refused before anything is written (the lock file included): a refused command leaves the file system
+    # as it found it.
+    bench = resolve_benchmark(discover_runs(results), bench_spec, progress=progress)
+    if not wait:
+        refuse_if_busy(Path(results), "score")
+    scorer = Scorer(config or ScoringConfig())
     with folder_lock(Path(results), "score", wait=wait, on_wait=on_wait):
-        return _score_results(Path(results), config, bench_spec, progress)
+        return _score_results(Path(results), scorer, bench, progress)
 
 
-def _score_results(results: Path, config: ScoringConfig | None, bench_spec: str | None, progress: bool) -> dict:
-    config = config or ScoringConfig()
-    runs = discover_runs(results)
-    bench = resolve_benchmark(runs, bench_spec, progress=progress)
+def _score_results(results: Path, scorer: Scorer, bench: Benchmark, progress: bool) -> dict:
+    config = scorer.config
+    runs = discover_runs(results)  # again under the lock: what a scorer that held it may have changed
     bind_edit_files(runs, [case.id for case in bench.cases], bench.name)
-    scorer = Scorer(config)
     memo = ScoreMemo(results / CACHE_FILE, enabled=not config.rescore)
     store = scorer.new_store()
     rows: list[dict] = []

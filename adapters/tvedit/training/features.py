@@ -4,14 +4,13 @@ Per training pair: the target's latent tokens (Z0), the source's latent tokens (
 the instruction's text states. Each item is one safetensors file named by a sha256 of what determines it:
 the frozen modules' identity (configs and a weight checksum), the decoded pixels of the image(s), the working
 size and resize filter and, for text, the instruction. Renaming a file or re-encoding a PNG losslessly hits the
-same entry; another backbone, size, filter or instruction misses. A killed run leaves at worst a ``.partial``
-file, never a half-written entry. With several processes each encodes its share, then all read every entry.
+same entry; another backbone, size, filter or instruction misses. A killed run leaves at worst a hidden
+``.partial-`` file, never a half-written entry, and the next run that writes that entry removes it. With several processes each encodes its share, then all read every entry.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import torch
@@ -46,7 +45,9 @@ class FeatureStore:
         return self.folder / key[:2] / f"{key}.safetensors"
 
     def _load_or_make(self, key: str, make) -> dict[str, torch.Tensor]:
-        from safetensors.torch import load_file, save_file
+        from safetensors.torch import load_file
+
+        from tvbench.io import atomic_save_safetensors
 
         path = self._path(key)
         if path.is_file():
@@ -54,10 +55,7 @@ class FeatureStore:
             return load_file(str(path))
         self.misses += 1
         tensors = {name: value.contiguous() for name, value in make().items()}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-        save_file(tensors, str(partial))
-        partial.replace(path)
+        atomic_save_safetensors(path, {name: value.cpu() for name, value in tensors.items()}, durable=False)
         return tensors
 
     def size_of(self, pair: TrainingPair) -> tuple[int, int]:

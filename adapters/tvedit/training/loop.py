@@ -293,6 +293,7 @@ class Trainer:
         backbone = self.backbone = FrozenBackbone(self.pipe)
         if backbone.kind != config.backbone:
             raise ConfigError(f"--model {config.model} is a {backbone.kind} pipeline, not --backbone {config.backbone}")
+        config.output.mkdir(parents=True, exist_ok=True)  # only now: a refused run leaves no folder behind
         self.spec = ControllerSpec.for_transformer(backbone.transformer, blocks=config.blocks,
                                                    injections=config.injections)
         self.store = FeatureStore(backbone, config.cache_dir or config.output / "cache", resize=config.resize,
@@ -415,8 +416,7 @@ class Trainer:
     def _check_previous_run(self, output: Path) -> None:
         run_file = output / "run.json"
         if not run_file.is_file():
-            output.mkdir(parents=True, exist_ok=True)
-            return
+            return  # a new run: the folder is made once the data and the backbone have loaded (_setup)
         # A run.json without resize_filter predates the single filter: its images were resized with Lanczos.
         previous = {"resize_filter": "lanczos", **json.loads(run_file.read_text()).get("curve", {})}
         for name, value in self.config.curve().items():
