@@ -123,3 +123,23 @@ def test_equal_content_is_written_as_equal_bytes(tmp_path):
     atomic_write_json(tmp_path / "y.json", {"a": {"c": 3, "d": 2}, "b": 1})
     assert (tmp_path / "x.json").read_bytes() == (tmp_path / "y.json").read_bytes()
     assert json.loads((tmp_path / "x.json").read_text()) == {"a": {"c": 3, "d": 2}, "b": 1}
+
+
+def test_a_score_killed_while_writing_leaves_nothing_after_the_rerun(tmp_path):
+    """SIGKILL the moment a partial file appears under the results or the feature cache, then score again."""
+    results, cache = tmp_path / "results", tmp_path / "cache"
+    env = {**os.environ, "TVBENCH_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
+    made = run_tvbench("run", "-m", "identity,tps-warp", "--bench", "sample", "--out", str(results), "-q", env=env,
+                       timeout=300)
+    assert made.returncode == 0, made.stderr
+    command = [*tvbench_command(), "score", str(results), "--smoke", "--metrics", "ds_global_tgt,lpips_tgt,md_s"]
+    killed = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not leftovers(results, cache / "features") and killed.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert killed.returncode == -signal.SIGKILL, "the scorer finished before a partial file could be seen"
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert leftovers(results, cache) == [] and (results / "summary.json").is_file()
