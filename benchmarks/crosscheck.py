@@ -282,11 +282,9 @@ def crosscheck_latent_drag(method: str, original: Path, workdir: Path) -> list[S
     import torch.nn.functional as F
 
     from tvbench.testing.tiny_sd import save_tiny_clip, save_tiny_sd
-    from tvbench_adapters.drag.dragdiffusion import denoise_with_source, latent_forward
     from tvbench_adapters.drag.geometry import DragGeometry
     from tvbench_adapters.drag.method import DragContext
     from tvbench_adapters.drag.motion import track_points
-    from tvbench_adapters.drag.optimise import optimise_drag
     from tvbench_adapters.drag.timing import PhaseTimer
 
     weights = save_tiny_sd(workdir / "sd15")

@@ -24,7 +24,8 @@ def test_declared_with_direction_range_and_group_statistic():
         assert declared["range"] == ([-1.0, 1.0] if name == "magnitude_rho" else [0.0, 1.0])
     assert get_metric("magnitude_rho").describe()["group_statistic"] == "spearman"
     assert get_metric("magnitude_rho").describe()["headline"] == "group_mean"
-    assert get_metric("semantic_acc").describe()["headline"] == "mean"
+    assert get_metric("semantic_acc").describe()["headline"] == "group_mean"  # a statistic per group (18.1)
+    assert get_metric("semantic_acc").describe()["group_statistic"] == "mean"
     listing = subprocess.run([sys.executable, "-m", "tvbench", "ls", "metrics"], capture_output=True, text=True,
                              env={**os.environ, "COLUMNS": "200"})
     assert all(name in listing.stdout for name in SUBTASK_METRICS), listing.stdout + listing.stderr

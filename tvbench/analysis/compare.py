@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
+from tvbench.analysis.bootstrap import MIN_UNITS
 from tvbench.analysis.frames import load_scores, read_summary
 from tvbench.analysis.paired import Settings, compare_methods
 from tvbench.errors import ConfigError
@@ -52,9 +53,18 @@ def _p(value) -> str:
 
 
 def verdict(row, a: str, b: str) -> str:
-    if row["note"]:
-        return row["note"]
-    return f"{row['better']} better" if row["significant"] else "no significant difference"
+    """The test's verdict, with what qualifies it; the note alone where there was no test."""
+    if row["p_value"] is None or (isinstance(row["p_value"], float) and math.isnan(row["p_value"])):
+        return row["note"] or "no test"
+    said = f"{row['better']} better" if row["significant"] else "no significant difference"
+    return f"{said} ({row['note']})" if row["note"] else said
+
+
+def _plain(value):
+    """A JSON value at full precision (numpy scalars to Python, NaN to null)."""
+    if hasattr(value, "item"):
+        value = value.item()
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def render_comparison(comparison: Comparison, fmt: str = "markdown") -> str:
@@ -62,17 +72,19 @@ def render_comparison(comparison: Comparison, fmt: str = "markdown") -> str:
     if fmt == "csv":
         return table.to_csv(index=False, lineterminator="\n")
     if fmt == "json":
-        records = json.loads(table.to_json(orient="records"))
+        records = [{key: _plain(value) for key, value in record.items()} for record in table.to_dict("records")]
         return json.dumps({"a": a, "b": b, "benchmark": comparison.benchmark, "settings": settings.describe(),
                            "metrics": records}, indent=2) + "\n"
     level = f"{settings.level:.0%} CI"
     rows = [[r["label"] + (" ↑" if r["higher_is_better"] else " ↓"), r["units"], _number(r["a"]), _number(r["b"]),
-             f"{_number(r['difference'])} [{_number(r['ci_low'])}, {_number(r['ci_high'])}]", _p(r["p_value"]),
+             _number(r["difference"]) + (f" [{_number(r['ci_low'])}, {_number(r['ci_high'])}]"
+                                         if _number(r["ci_low"]) != "–" else ""), _p(r["p_value"]),
              _p(r["p_holm"]), verdict(r, a, b)] for r in table.to_dict("records")]
     headers = ["metric", "units", a, b, f"{a} − {b} [{level}]", "p (Wilcoxon)", "p (Holm)", "verdict"]
     text = tabulate(rows, headers=headers, tablefmt="pipe", disable_numparse=True)
-    footer = (f"Paired over the cases both methods have (groups for the sub-task metrics); {settings.resamples} "
-              f"bootstrap resamples ({settings.method}, seed {settings.seed}); Wilcoxon signed-rank test, "
+    footer = (f"Paired over the cases both methods have (groups for the sub-task metrics, each scored on every "
+              f"case); {settings.resamples} bootstrap resamples ({settings.method}, seed {settings.seed}; an interval "
+              f"needs {MIN_UNITS} units or more); Wilcoxon signed-rank test, "
               f"Holm-corrected across the {table['p_value'].notna().sum()} metrics tested; significant when "
               f"p (Holm) < {settings.alpha}.")
     return f"{text}\n\n{footer}\n"

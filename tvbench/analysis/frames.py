@@ -21,7 +21,7 @@ from tvbench.scoring.files import SCORES_FILE, SUMMARY_FILE, read_summary
 SCORE_COLUMNS = ["case", "method", "metric", "value", "status", "detail", "subtask", "group", "category", "points",
                  "requested", "judge_scores", "edit_sha", "resized"]
 SUMMARY_COLUMNS = ["method", "inputs", "metric", "label", "higher_is_better", "headline", "value", "ci_low",
-                   "ci_high", "ci_level", "mean", "n", "applicable", "coverage", "status"]
+                   "ci_high", "ci_level", "mean", "n", "applicable", "coverage", "status", "complete"]
 def results_folder(path: Path | str) -> Path:
     """The results folder of a path that names it, its summary.json or its scores.jsonl."""
     path = Path(path)
@@ -64,7 +64,10 @@ def load_scores(results: Path | str) -> pd.DataFrame:
 
 def summary_frame(summary: dict) -> pd.DataFrame:
     """One row per (method, metric) of a summary: the headline statistic (``value``) and its confidence interval,
-    the per-case ``mean``, counts and coverage, and ``status`` (``ok``, ``undefined`` or ``none``)."""
+    the per-case ``mean``, counts and coverage, ``status`` (``ok``, ``undefined`` or ``none``) and ``complete``
+    (scored on every applicable case and, for a sub-task metric, defined in every group: only these are ranked)."""
+    from tvbench.analysis.uncertainty import complete
+
     metrics = summary.get("metrics", {})
     records = []
     for method, info in summary.get("methods", {}).items():
@@ -80,6 +83,7 @@ def summary_frame(summary: dict) -> pd.DataFrame:
                 "ci_level": ci.get("level"), "mean": stats.get("mean"), "n": stats.get("n"),
                 "applicable": stats.get("applicable"), "coverage": stats.get("coverage"),
                 "status": stats.get("headline_status") or ("ok" if value is not None else "none"),
+                "complete": complete(stats, declared),
             })
     frame = pd.DataFrame.from_records(records, columns=SUMMARY_COLUMNS)
     for column in ("value", "ci_low", "ci_high", "ci_level", "mean", "coverage"):

@@ -15,7 +15,8 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
-from tvbench.analysis.bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED, paired_difference
+from tvbench.analysis.bootstrap import (DEFAULT_LEVEL, DEFAULT_METHOD, DEFAULT_RESAMPLES, DEFAULT_SEED, MIN_UNITS,
+                                        paired_difference)
 from tvbench.analysis.subtasks import average_ranks
 from tvbench.analysis.units import align, units_for
 
@@ -32,7 +33,7 @@ class Settings:
 
     level: float = DEFAULT_LEVEL
     resamples: int = DEFAULT_RESAMPLES
-    method: str = "percentile"
+    method: str = DEFAULT_METHOD
     seed: int = DEFAULT_SEED
     alpha: float = DEFAULT_ALPHA
 
@@ -97,17 +98,24 @@ def holm(p_values: list[float | None]) -> list[float | None]:
 def compare_metric(scores: pd.DataFrame, a: str, b: str, metric: str, declaration: dict,
                    settings: Settings) -> dict:
     """One metric's paired comparison of methods ``a`` and ``b`` (difference = a - b), before correction."""
-    units = {name: units_for(scores, name, metric, declaration) for name in (a, b)}
+    grouped = bool(declaration.get("group_statistic"))
+    units = {name: units_for(scores, name, metric, declaration, complete_groups_only=grouped) for name in (a, b)}
     first, second = align(units[a], units[b])
     difference, interval = paired_difference(first, second, settings.level, settings.resamples, settings.method,
                                              settings.seed)
     note = ""
+    if grouped:
+        everyone = {name: len(units_for(scores, name, metric, declaration)) for name in (a, b)}
+        if any(everyone[name] > len(units[name]) for name in (a, b)):
+            note = "groups with an unscored case left out"
     if len(first) == 0:
         empty = [name for name in (a, b) if len(units[name]) == 0]
         scope = "groups" if declaration.get("group_statistic") else "cases"
         note = f"no {scope} with a value for {' and '.join(empty)}" if empty else f"no common {scope}"
     elif len(first) < 2:
         note = "one common unit: no interval or test"
+    elif interval is None:
+        note = f"{len(first)} common units: too few for an interval (at least {MIN_UNITS})"
     p_value = wilcoxon_p(first.values - second.values) if len(first) >= 2 else None
     if p_value is None and len(first) >= 2:
         note = "identical on every common unit"
@@ -130,4 +138,11 @@ def compare_methods(scores: pd.DataFrame, metrics: dict[str, dict], a: str, b: s
             a_higher = record["difference"] > 0
             better = a if a_higher == record["higher_is_better"] else b
         record["better"] = better
+        excludes_zero = record["ci_low"] is not None and (record["ci_low"] > 0 or record["ci_high"] < 0)
+        if excludes_zero and not record["significant"] and record["p_value"] is not None:
+            # never an interval that excludes 0 beside a test that finds no difference: the two disagree, and the
+            # test (exact at small n, Holm-corrected) is the one the verdict rests on
+            record["ci_low"] = record["ci_high"] = None
+            record["note"] = "; ".join(filter(None, [record["note"], "interval hidden: it excludes 0 where the "
+                                                     "test finds no significant difference"]))
     return pd.DataFrame.from_records(records, columns=COMPARE_COLUMNS)

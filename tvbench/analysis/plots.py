@@ -64,9 +64,12 @@ def plot_metric(plt, frame: pd.DataFrame, folder: Path) -> list[Path]:
     figure, axes = plt.subplots(figsize=(6.0, 0.45 * max(2, len(frame)) + 1.0))
     y = list(range(len(shown)))[::-1]
     colours = ["#888888" if reads_ground_truth(i) else "#1f5fa8" for i in shown["inputs"]]
+    partial = ~shown["complete"].astype(bool)
     axes.errorbar(shown["value"], y, xerr=_errors(shown), fmt="none", ecolor="#444444", capsize=3, lw=1)
     axes.scatter(shown["value"], y, c=colours, zorder=3)
-    axes.set_yticks(y, shown["method"].tolist())
+    if partial.any():  # a mean over fewer cases (or groups) than the others: hollow, and named so
+        axes.scatter(shown["value"][partial], [v for v, p in zip(y, partial) if p], c="white", s=14, zorder=4)
+    axes.set_yticks(y, [f"{m} (partial, not ranked)" if p else m for m, p in zip(shown["method"], partial)])
     arrow = "higher is better" if first["higher_is_better"] else "lower is better"
     level = shown["ci_level"].dropna()
     interval = f", {level.iloc[0]:.0%} CI" if len(level) else ""

@@ -56,9 +56,17 @@ def fully_ordered(requested: Sequence[float], achieved: Sequence[float]) -> Grou
     return (1.0 if bool(np.all(y[shorter] < y[longer])) else 0.0), None
 
 
+def group_mean(requested: Sequence[float | None], achieved: Sequence[float]) -> GroupOutcome:
+    """The mean of the group's case values (semantic accuracy: the fraction of the group's cases right)."""
+    if len(achieved) == 0:
+        return None, "no scored case in the group"
+    return float(np.mean(np.asarray(achieved, dtype=np.float64))), None
+
+
 GROUP_STATISTICS: dict[str, Callable[[Sequence[float], Sequence[float]], GroupOutcome]] = {
     "spearman": spearman,
     "ordered": fully_ordered,
+    "mean": group_mean,
 }
 
 
@@ -70,7 +78,7 @@ def group_outcomes(rows: list[dict], statistic: str) -> dict[str, dict]:
         by_group.setdefault(str(row.get("group")), []).append(row)
     outcomes = {}
     for group, members in sorted(by_group.items()):
-        value, reason = compute([r["requested"] for r in members], [r["value"] for r in members])
+        value, reason = compute([r.get("requested") for r in members], [r["value"] for r in members])
         outcomes[group] = {"value": value, "status": OK if value is not None else UNDEFINED, "detail": reason,
                            "n": len(members)}
     return outcomes

@@ -28,19 +28,33 @@ def headline(stats: dict, declaration: dict) -> float | None:
 def competing_values(summary: dict, metric: str) -> dict[str, float | None]:
     """The headline values that compete for a metric's best and second place (the leaderboard's bold and
     underline, and the pair the significance test compares): methods that do not read the ground truth, scored
-    on every applicable case. A mean over a subset of the cases is not comparable with means over all of them."""
+    on every applicable case and, for a sub-task metric, defined in every group. A mean over a subset of the
+    cases (or groups) is not comparable with means over all of them."""
     declaration = summary.get("metrics", {}).get(metric, {})
     values = {}
     for method, info in summary.get("methods", {}).items():
         stats = info.get("metrics", {}).get(metric, {})
-        applicable, n = int(stats.get("applicable", 0)), int(stats.get("n", 0))
-        if not reads_ground_truth(info.get("inputs")) and applicable > 0 and n == applicable:
+        if not reads_ground_truth(info.get("inputs")) and complete(stats, declaration):
             values[method] = headline(stats, declaration)
     return values
 
 
+def group_coverage(stats: dict, declaration: dict) -> tuple[int, int] | None:
+    """``(groups where the statistic is defined, groups scored)`` of a sub-task metric, else None."""
+    if not declaration.get("group_statistic") or "groups" not in stats:
+        return None
+    return int(stats.get("n_groups", 0)), len(stats.get("groups") or {})
+
+
+def complete(stats: dict, declaration: dict) -> bool:
+    """Scored on every applicable case, and (sub-task metrics) defined in every group."""
+    applicable, n = int(stats.get("applicable", 0)), int(stats.get("n", 0))
+    groups = group_coverage(stats, declaration)
+    return applicable > 0 and n == applicable and (groups is None or (groups[1] > 0 and groups[0] == groups[1]))
+
+
 def add_intervals(summary: dict, scores: pd.DataFrame, settings: Settings) -> None:
-    """``ci`` for every method and metric with at least two units (None otherwise)."""
+    """``ci`` for every method and metric with at least ``MIN_UNITS`` units (None otherwise), and ``units``."""
     for method, info in summary.get("methods", {}).items():
         for metric, stats in info.get("metrics", {}).items():
             declaration = summary["metrics"].get(metric, {})
@@ -50,6 +64,7 @@ def add_intervals(summary: dict, scores: pd.DataFrame, settings: Settings) -> No
             units = units_for(scores, method, metric, declaration)
             interval = confidence_interval(units, settings.level, settings.resamples, settings.method, settings.seed)
             stats["ci"] = interval.to_dict() if interval else None
+            stats["units"] = len(units)  # below MIN_UNITS no interval: the value is shown with this n
 
 
 def leader_comparisons(summary: dict, scores: pd.DataFrame, settings: Settings) -> dict[str, dict]:

@@ -7,7 +7,7 @@ import pandas as pd
 
 from tvbench.analysis.bootstrap import Units
 from tvbench.analysis.subtasks import group_outcomes
-from tvbench.scoring.rows import OK
+from tvbench.scoring.rows import NOT_APPLICABLE, OK
 
 
 def metric_rows(scores: pd.DataFrame, method: str, metric: str) -> pd.DataFrame:
@@ -30,14 +30,27 @@ def _repeats(rows: pd.DataFrame) -> np.ndarray | None:
     return repeats
 
 
-def units_for(scores: pd.DataFrame, method: str, metric: str, declaration: dict) -> Units:
+def incomplete_groups(scores: pd.DataFrame, method: str, metric: str) -> set[str]:
+    """Groups in which some applicable case of ``method`` has no ``ok`` row for ``metric`` (failed, unscored)."""
+    rows = scores[(scores["method"] == method) & (scores["metric"] == metric) & (scores["status"] != NOT_APPLICABLE)]
+    return {str(group) for group, members in rows.groupby(rows["group"].astype(str))
+            if (members["status"] != OK).any()} if "group" in rows else set()
+
+
+def units_for(scores: pd.DataFrame, method: str, metric: str, declaration: dict,
+              complete_groups_only: bool = False) -> Units:
     """The units of one method's headline statistic of ``metric`` (declared as in ``summary["metrics"]``):
-    groups for sub-task metrics, cases weighted by points for pooled means, cases otherwise."""
+    groups for sub-task metrics, cases weighted by points for pooled means, cases otherwise.
+
+    ``complete_groups_only`` keeps the groups whose every applicable case was scored: a paired comparison must not
+    pair a group's statistic over fewer cases with the same group's over all of them."""
     rows = metric_rows(scores, method, metric)
     statistic = declaration.get("group_statistic")
     if statistic:
         outcomes = group_outcomes(rows.to_dict("records"), statistic)
-        defined = {group: o["value"] for group, o in outcomes.items() if o["value"] is not None}
+        left_out = incomplete_groups(scores, method, metric) if complete_groups_only else set()
+        defined = {group: o["value"] for group, o in outcomes.items() if o["value"] is not None
+                   and group not in left_out}
         return Units.of(list(defined.values()), ids=list(defined))
     weights = None
     if declaration.get("headline") == "pooled_mean":

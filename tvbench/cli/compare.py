@@ -20,7 +20,7 @@ def compare(
     metrics: Optional[str] = typer.Option(None, help="Comma-separated metrics (default: every metric both have)."),
     ci: float = typer.Option(0.95, "--ci", help="Confidence level of the interval of the difference."),
     bootstrap: int = typer.Option(10_000, "--bootstrap", help="Bootstrap resamples."),
-    ci_method: str = typer.Option("percentile", "--ci-method", help="percentile or bca."),
+    ci_method: str = typer.Option("bca", "--ci-method", help="bca (default) or percentile."),
     seed: int = typer.Option(0, help="Seed of the resampling."),
     alpha: float = typer.Option(0.05, help="Significance level after Holm's correction across metrics."),
     fmt: str = typer.Option("markdown", "--format", "-f", help="markdown, csv or json."),

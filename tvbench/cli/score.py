@@ -36,7 +36,7 @@ def score(
                                                     "done instead of failing."),
     ci: float = typer.Option(0.95, "--ci", help="Level of the bootstrap confidence intervals in the summary."),
     bootstrap: int = typer.Option(10_000, "--bootstrap", help="Bootstrap resamples for the intervals."),
-    ci_method: str = typer.Option("percentile", "--ci-method", help="Intervals: percentile or bca."),
+    ci_method: str = typer.Option("bca", "--ci-method", help="Intervals: bca (default) or percentile."),
     ci_seed: int = typer.Option(0, "--ci-seed", help="Seed of the bootstrap (intervals are reproducible)."),
     # --- judge metrics (pf, cp, pf_drag, cp_drag; tvbench/judge/). API key: $TVBENCH_JUDGE_API_KEY or $OPENAI_API_KEY
     judge_base_url: Optional[str] = typer.Option(None, envvar="TVBENCH_JUDGE_BASE_URL",

@@ -10,8 +10,14 @@
   moved less), else 0. A method's score is the mean over groups.
 - *Semantic disambiguation*: cases sharing source and drag points under different instructions and targets.
   ``semantic_acc`` is 1 for a case whose edit is closer (DS_global) to its own target than to every sibling's
-  target, else 0; the score is the fraction of cases. An edit that ignores the text (the same image for every
-  sibling) is right for at most one sibling: chance level, 1/3 for groups of three.
+  target, else 0; per group the fraction of its cases right, and the score is the mean over groups. Groups, not
+  cases, are the independent units (the siblings share a source and points), so the interval resamples groups
+  and ``compare`` pairs and tests groups. An edit that ignores the text (the same image for every sibling) is
+  right for at most one sibling: chance level, 1/3 for groups of three.
+
+A handle whose match lies less than one pixel from it counts as not moved (displacement 0): the match is located
+on the pixel grid, so a smaller offset is the matching's own jitter, not motion. An edit that moves nothing thus
+has no magnitude correlation (undefined) instead of one read from noise.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 from tvbench.metrics.base import NOT_APPLICABLE, OK, Metric, MetricResult
+
+MIN_MOTION_PX = 1.0  # a handle matched closer than this to itself did not move (module docstring)
 
 # The formulas (tvbench.metrics.functional) need torch: they are imported inside compute(), so that reading a
 # metric's declaration (tvbench ls, --help) imports no torch.
@@ -42,12 +50,17 @@ class _MagnitudeControl(_SubtaskMetric):
     headline = "group_mean"
     case_value = "displacement achieved from the handles (normalised, mean over handles); 'requested': drag length"
 
+    version = "2"  # 2: sub-pixel displacements count as no motion
+
     def compute(self, ctx) -> MetricResult:
         from tvbench.metrics.functional import displacements
 
-        achieved, requested = displacements(ctx.match_grid("source"), ctx.match_grid("edit"), ctx.case.points,
-                                            ctx.edit.size)
+        source, edit = ctx.match_grid("source"), ctx.match_grid("edit")
+        achieved, requested = displacements(source, edit, ctx.case.points, ctx.edit.size)
+        pixels, _ = displacements(source, edit, ctx.case.points, ctx.edit.size, normalized=False)
+        achieved = achieved.masked_fill(pixels < MIN_MOTION_PX, 0.0)
         return MetricResult(float(achieved.mean()), OK, extra={"requested": float(requested.mean()),
+                                                               "achieved_px": float(pixels.mean()),
                                                                "group": ctx.case.group})
 
 
@@ -82,8 +95,12 @@ class SemanticAccuracy(_SubtaskMetric):
     requires = frozenset({"target"})
     models = frozenset({"dino"})
     features = frozenset({("target", "global"), ("edit", "global")})
-    summary = ("semantic groups: fraction of cases whose edit is closer (DS_global) to its own target than to every "
-               "sibling's target")
+    version = "2"  # 2: a statistic per group (the fraction of the group's cases right), averaged over groups
+    headline = "group_mean"
+    group_statistic = "mean"
+    case_value = "1 if the edit is closer (DS_global) to its own target than to every sibling's target, else 0"
+    summary = ("semantic groups: per group the fraction of cases whose edit is closer (DS_global) to its own target "
+               "than to every sibling's target, mean over groups")
 
     def compute(self, ctx) -> MetricResult:
         from tvbench.metrics.functional import ds_global

@@ -15,7 +15,7 @@ import html
 import json
 import math
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
@@ -25,6 +25,7 @@ from tvbench.io import atomic_write_text
 from tvbench.metrics import column_order
 from tvbench.report.leaderboard import Leaderboard
 from tvbench.report.render import html_notes, html_table
+from tvbench.scoring.edits import match_edit_files
 from tvbench.scoring.files import REPORT_FOLDERS, SCORES_FILE
 from tvbench.scoring.rows import OK
 
@@ -41,6 +42,7 @@ class EditColumn:
     folder: Path
     inputs: str
     options: str
+    edits: dict[str, Path] = field(default_factory=dict)  # case id -> edit file, found as scoring finds them
 
 
 def _esc(text) -> str:
@@ -58,10 +60,10 @@ def _thumbnail(image: Image.Image, path: Path) -> None:
     small.save(path, quality=85)
 
 
-def _links(folder: Path, stem: str) -> tuple[str, str]:
-    """Links to the full image and its thumbnail, relative to the page (which sits beside the images folder)."""
+def _links(folder: Path, name: str, stem: str) -> tuple[str, str]:
+    """Links to the full image ``name`` and its thumbnail, relative to the page (beside the images folder)."""
     base = folder.relative_to(folder.parent.parent).as_posix()
-    return f"{base}/{stem}.png", f"{base}/{stem}.thumb.jpg"
+    return f"{base}/{name}", f"{base}/{stem}.thumb.jpg"
 
 
 def _save_pair(image: Image.Image, folder: Path, stem: str) -> tuple[str, str]:
@@ -69,16 +71,17 @@ def _save_pair(image: Image.Image, folder: Path, stem: str) -> tuple[str, str]:
     folder.mkdir(parents=True, exist_ok=True)
     image.save(folder / f"{stem}.png")
     _thumbnail(image, folder / f"{stem}.thumb.jpg")
-    return _links(folder, stem)
+    return _links(folder, f"{stem}.png", stem)
 
 
 def _copy_edit(path: Path, folder: Path, stem: str) -> tuple[str, str]:
-    """The edit file copied byte for byte (what was scored), with a thumbnail."""
+    """The edit file copied byte for byte (what was scored, in its own format), with a thumbnail."""
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, folder / f"{stem}.png")
+    name = f"{stem}{path.suffix.lower()}"
+    shutil.copyfile(path, folder / name)
     with Image.open(path) as image:
         _thumbnail(image, folder / f"{stem}.thumb.jpg")
-    return _links(folder, stem)
+    return _links(folder, name, stem)
 
 
 def _figure(full: str, thumb: str, caption: str) -> str:
@@ -95,23 +98,51 @@ def _value_text(row: dict | None) -> tuple[str, str]:
     return str(row["status"]).replace("_", " "), ""
 
 
-def _scores_list(rows: dict[str, dict], metrics: list[str], declared: dict) -> str:
+def _group_value(groups: dict, metric: str, group) -> tuple[str, str]:
+    """(text, data-value) of a group's statistic (``summary`` methods' ``groups``), or why it is undefined."""
+    outcome = (groups.get(metric) or {}).get(str(group)) or {}
+    value = outcome.get("value")
+    if value is None:
+        return (str(outcome.get("status", "–")).replace("_", " ") if outcome else "–"), ""
+    return f"{value:.4f}", repr(float(value))
+
+
+def _scores_list(rows: dict[str, dict], metrics: list[str], declared: dict, groups: dict) -> str:
+    """A case's scores. A sub-task metric is a statistic of the case's group: its item shows (and sorts by) the
+    group's value; the magnitude cases add what the case itself measured, the displacement achieved and the
+    length requested (normalised, as MD_s)."""
     items = []
     for metric in metrics:
         row = rows.get(metric)
         if row is None or row["status"] == "not_applicable":
             continue
-        text, value = _value_text(row)
         declaration = declared.get(metric, {})
-        hint = declaration.get("case_value") or declaration.get("summary", "")
-        label = declaration.get("label", metric) + (" (case)" if declaration.get("group_statistic") else "")
+        label = declaration.get("label", metric)
+        hint = declaration.get("summary", "")
+        if declaration.get("group_statistic") and row.get("group") is not None:
+            text, value = _group_value(groups, metric, row["group"])
+            label = f"{label} (group {row['group']})"
+        else:
+            text, value = _value_text(row)
         items.append(f'<li data-metric="{_esc(metric)}" data-value="{value}" title="{_esc(hint)}">'
                      f"{_esc(label)}: <span>{_esc(text)}</span></li>")
+    moved = next((rows[m] for m in metrics if m in rows and rows[m].get("requested") is not None
+                  and rows[m]["status"] == OK), None)
+    if moved is not None:  # the magnitude metrics' per-case measurement, shown once
+        items.append(f'<li class="measured" title="{_esc(declared.get(moved["metric"], {}).get("case_value", ""))}">'
+                     f'displacement: <span>{moved["value"]:.4f} achieved, {moved["requested"]:.4f} requested'
+                     "</span></li>")
     return f'<ul class="scores">{"".join(items)}</ul>'
 
 
+def _groups(methods: dict, method: str) -> dict:
+    """``metric -> group -> outcome`` of one method's sub-task metrics (from the summary)."""
+    return {metric: stats["groups"] for metric, stats in (methods.get(method) or {}).get("metrics", {}).items()
+            if isinstance(stats, dict) and stats.get("groups")}
+
+
 def _case_row(case, columns: list[EditColumn], images: Path, k: int, scores: dict, metrics: list[str],
-              declared: dict) -> str:
+              declared: dict, methods: dict) -> str:
     from tvbench.judge.images import draw_drag_arrows
 
     folder = images / f"c{k}"
@@ -129,11 +160,12 @@ def _case_row(case, columns: list[EditColumn], images: Path, k: int, scores: dic
               + (f'<p class="caption">{_esc(case.caption)}</p>' if case.caption else "") + "</td>")
     row = [header] + [f"<td>{cell}</td>" for cell in cells]
     for j, column in enumerate(columns):
-        edit = column.folder / f"{case.id}.png"
-        figure = _figure(*_copy_edit(edit, folder, f"m{j}"), column.name) if edit.is_file() else \
+        edit = column.edits.get(case.id)
+        figure = _figure(*_copy_edit(edit, folder, f"m{j}"), column.name) if edit is not None else \
             '<p class="none">no edit</p>'
         row.append(f'<td class="edit" data-method="{_esc(column.name)}">{figure}'
-                   f"{_scores_list(scores.get((case.id, column.name), {}), metrics, declared)}</td>")
+                   f"{_scores_list(scores.get((case.id, column.name), {}), metrics, declared, _groups(methods, column.name))}"
+                   "</td>")
     return (f'<tr class="case-row" data-order="{k}" data-subtask="{_esc(case.subtask or "")}" '
             f'data-category="{_esc(case.category or "")}">{"".join(row)}</tr>')
 
@@ -147,7 +179,8 @@ def _select(element_id: str, label: str, options: list[tuple[str, str, str]]) ->
 
 def _controls(subtasks: list[str], categories: list[str], metrics: list[str], declared: dict,
               columns: list[EditColumn]) -> str:
-    metric_options = [(m, declared.get(m, {}).get("label", m),
+    metric_options = [(m, declared.get(m, {}).get("label", m) + (" (group)" if declared.get(m, {}).get("group_statistic")
+                                                                else ""),
                        f' data-higher="{int(bool(declared.get(m, {}).get("higher_is_better", True)))}"')
                       for m in metrics]
     every = [("", "all", "")]
@@ -308,8 +341,9 @@ def write_gallery(results: Path, output: Path, summary: dict, board: Leaderboard
     cases_html, controls, note = "", "", ""
     if bench is not None:
         methods = summary.get("methods", {})
+        ids = [case.id for case in bench.cases]
         columns = [EditColumn(run.name, run.folder, str(methods.get(run.name, {}).get("inputs", "?")),
-                              _options(run.manifest)) for run in runs]
+                              _options(run.manifest), match_edit_files(run.folder, ids).by_case) for run in runs]
         scores: dict[tuple[str, str], dict[str, dict]] = {}
         if (results / SCORES_FILE).is_file():
             from tvbench.analysis.frames import load_scores
@@ -320,7 +354,8 @@ def write_gallery(results: Path, output: Path, summary: dict, board: Leaderboard
                 scores.setdefault((row["case"], row["method"]), {})[row["metric"]] = row
         else:
             note = f"<p class=\"note\">No {SCORES_FILE} here: edits are shown without per-case scores.</p>"
-        rows = [_case_row(case, columns, images, k, scores, metrics, declared) for k, case in enumerate(bench.cases)]
+        rows = [_case_row(case, columns, images, k, scores, metrics, declared, methods)
+                for k, case in enumerate(bench.cases)]
         subtasks = sorted({c.subtask for c in bench.cases if c.subtask})
         category_names = sorted({c.category for c in bench.cases if c.category})
         applicable = [m for m in metrics if any(s.get(m) for s in scores.values())]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tvbench.analysis.uncertainty import competing_values, reads_ground_truth, top_two
+from tvbench.analysis.uncertainty import competing_values, group_coverage, reads_ground_truth, top_two
 from tvbench.errors import ConfigError
 from tvbench.metrics import column_order
 from tvbench.scoring.files import read_summary as load_summary  # noqa: F401  (the report's reader of summaries)
@@ -44,10 +44,17 @@ class Cell:
     ci: tuple[float, float] | None = None  # bootstrap confidence interval of the value
     undefined: bool = False  # the statistic does not exist for these edits (e.g. a correlation of constants)
     tied: bool = False  # best or second place, not significantly different from the other
+    groups: tuple[int, int] | None = None  # sub-task metrics: (groups where defined, groups scored)
+    units: int | None = None  # how many units (cases or groups) the interval resamples (or would)
+    range: tuple[float | None, float | None] = (None, None)  # the metric's range (None: unbounded)
 
     @property
     def partial(self) -> bool:
-        return self.applicable > 0 and self.n < self.applicable
+        return (self.applicable > 0 and self.n < self.applicable) or self.partial_groups
+
+    @property
+    def partial_groups(self) -> bool:
+        return self.groups is not None and 0 < self.groups[0] < self.groups[1]
 
 
 @dataclass
@@ -68,7 +75,7 @@ class Leaderboard:
     benchmark: dict
     scorer: dict
     uncertainty: dict | None = None  # how the intervals and ties were computed (summary schema 2)
-    ci_style: str = "pm"  # "pm": value ± half-width, "bounds": value [low, high], "none"
+    ci_style: str = "pm"  # "pm": value ± half-width where symmetric (else bounds), "bounds": value [low, high], "none"
 
     @property
     def smoke(self) -> bool:
@@ -81,15 +88,19 @@ def _rank(rows: list[Row], column: Column, competing: dict[str, float | None]) -
         row.cells[column.name].rank = ranks.get(row.method)
 
 
-def _mark_ties(rows: list[Row], leaders: dict) -> None:
-    """Cells of a best and second place that the summary's paired test found not significantly different."""
-    for metric, leader in leaders.items():
-        if not leader.get("tied"):
-            continue
-        for row in rows:
-            cell = row.cells.get(metric)
-            if cell is not None and cell.rank in (1, 2) and row.method in (leader.get("best"), leader.get("second")):
+def _mark_ties(rows: list[Row], columns: list[Column], leaders: dict) -> None:
+    """Tied cells, all marked alike: every best and second place where the summary's paired test found the two
+    not significantly different, and every place several methods hold with the same value."""
+    for column in columns:
+        ranked = [row.cells[column.name] for row in rows if row.cells[column.name].rank in (1, 2)]
+        if (leaders.get(column.name) or {}).get("tied"):
+            for cell in ranked:
                 cell.tied = True
+        for rank in (1, 2):
+            shared = [cell for cell in ranked if cell.rank == rank]
+            if len(shared) > 1:
+                for cell in shared:
+                    cell.tied = True
 
 
 def build_leaderboard(summary: dict, ci_style: str = "pm") -> Leaderboard:
@@ -110,7 +121,9 @@ def build_leaderboard(summary: dict, ci_style: str = "pm") -> Leaderboard:
                                       judged=bool(judge), flagged=bool(judge.get("flagged")),
                                       std=judge.get("std_over_repeats"), threshold=judge.get("coverage_threshold"),
                                       ci=(ci["low"], ci["high"]) if "low" in ci else None,
-                                      undefined=stats.get("headline_status") == "undefined")
+                                      undefined=stats.get("headline_status") == "undefined",
+                                      groups=group_coverage(stats, metrics[column.name]), units=stats.get("units"),
+                                      range=tuple(metrics[column.name].get("range") or (None, None)))
         inputs = info.get("inputs", "?")
         rows.append(Row(method, inputs, cells, ranked=not reads_ground_truth(inputs)))
     # A metric that applies to no case of this benchmark (target metrics on DragBench) is left out of the table.
@@ -118,6 +131,6 @@ def build_leaderboard(summary: dict, ci_style: str = "pm") -> Leaderboard:
     rows.sort(key=lambda row: not row.ranked)  # stable: references last, others in summary order
     for column in columns:
         _rank(rows, column, competing_values(summary, column.name))
-    _mark_ties(rows, (summary.get("significance") or {}).get("leaders", {}))
+    _mark_ties(rows, columns, (summary.get("significance") or {}).get("leaders", {}))
     return Leaderboard(columns, rows, summary.get("benchmark", {}), summary.get("scorer", {}),
                        summary.get("uncertainty"), ci_style)

@@ -7,6 +7,7 @@ from typing import Callable
 
 from tabulate import tabulate
 
+from tvbench.analysis.bootstrap import MIN_UNITS
 from tvbench.errors import ConfigError
 from tvbench.report.escape import html_text, latex_text, markdown_text
 from tvbench.report.leaderboard import Cell, Leaderboard
@@ -21,22 +22,39 @@ TIE = "≈"
 UNDEFINED = "undefined"
 
 
+def symmetric(cell: Cell) -> bool:
+    """Whether ``value ± half-width`` states the interval: its two sides agree within a tenth of the half-width,
+    and neither end of ``value ± half-width`` leaves the metric's range."""
+    low, high = cell.ci
+    half = (high - low) / 2
+    if abs((high - cell.mean) - (cell.mean - low)) > 0.1 * half:
+        return False
+    bottom, top = cell.range
+    return (bottom is None or cell.mean - half >= bottom) and (top is None or cell.mean + half <= top)
+
+
 def _number(cell: Cell, style: str = "pm", pm: str = "±") -> str:
-    """The value with its interval in ``style``; without an interval, a judge metric's std over repeats."""
+    """The value with its interval in ``style`` (``pm`` falls back to bounds where ± would misstate it); below
+    the fewest units an interval needs, the value with its ``n``; without an interval, a judge metric's std over
+    repeats."""
     if cell.mean is None:
         return UNDEFINED if cell.undefined else ("n/a" if cell.applicable == 0 else "–")
     value = f"{cell.mean:.{DECIMALS}f}"
-    if cell.ci is not None and style == "pm":
+    if cell.ci is not None and style == "pm" and symmetric(cell):
         return f"{value} {pm} {(cell.ci[1] - cell.ci[0]) / 2:.{DECIMALS}f}"
-    if cell.ci is not None and style == "bounds":
+    if cell.ci is not None and style in ("pm", "bounds"):
         return f"{value} [{cell.ci[0]:.{DECIMALS}f}, {cell.ci[1]:.{DECIMALS}f}]"
     if cell.ci is None and cell.std is not None and style != "none":
         return f"{value} {pm} {cell.std:.{DECIMALS}f}"
+    if cell.ci is None and cell.units is not None and cell.units < MIN_UNITS and style != "none":
+        return f"{value} (n={cell.units})"
     return value
 
 
 def _coverage(cell: Cell) -> str:
     """(n/N) where partial, and always for judge metrics (PF, CP), flagged when below the judge's threshold."""
+    if cell.partial_groups and cell.n >= cell.applicable:
+        return f" ({cell.groups[0]}/{cell.groups[1]} groups)"
     if not (cell.partial or (cell.judged and cell.applicable)):
         return ""
     return f" ({cell.n}/{cell.applicable}{', ' + LOW_COVERAGE if cell.flagged else ''})"
@@ -65,13 +83,20 @@ def _uncertainty_notes(board: Leaderboard) -> list[str]:
     settings = board.uncertainty or {}
     with_ci = any(cell.ci for row in board.rows for cell in row.cells.values())
     if with_ci and board.ci_style != "none":
-        shown = "± half the width of" if board.ci_style == "pm" else "[low, high]:"
+        shown = ("± half the width of (or [low, high] where the interval is asymmetric or ± would leave the metric's "
+                 "range)" if board.ci_style == "pm" else "[low, high]:")
         notes.append(f"{shown} the {settings.get('level', 0.95):.0%} bootstrap confidence interval over cases "
                      f"(groups for the sub-task metrics; {settings.get('resamples')} resamples, "
                      f"{settings.get('method')}, seed {settings.get('seed')}).")
+    few = any(cell.ci is None and cell.mean is not None and cell.units is not None and cell.units < MIN_UNITS
+              for row in board.rows for cell in row.cells.values())
+    if few and board.ci_style != "none":
+        notes.append(f"(n=K): K units (cases, or groups for the sub-task metrics), fewer than the {MIN_UNITS} an "
+                     "interval needs to hold what it claims (benchmarks/coverage_bench.py), so none is shown.")
     if any(cell.tied for row in board.rows for cell in row.cells.values()):
-        notes.append(f"{TIE}: best and second are not significantly different (Wilcoxon signed-rank on paired "
-                     f"cases, Holm-corrected across metrics, alpha {settings.get('alpha', 0.05)}).")
+        notes.append(f"{TIE}: tied: best and second are not significantly different (Wilcoxon signed-rank on paired "
+                     f"cases, Holm-corrected across metrics, alpha {settings.get('alpha', 0.05)}), or several "
+                     "methods hold the same value; every tied method carries the mark.")
     if any(cell.undefined for row in board.rows for cell in row.cells.values()):
         notes.append(f"{UNDEFINED}: the statistic does not exist for these edits (a rank correlation of "
                      "displacements that are all equal: nothing moved).")
@@ -95,9 +120,10 @@ def _provenance_line(board: Leaderboard) -> str:
     return " · ".join(parts)
 
 
-LEGEND = ("Best in bold, second underlined, among the methods scored on every applicable case; (n/N) marks partial "
-          "coverage, which is not ranked (its mean covers other cases); {gt} read the ground truth and are not "
-          "ranked.")
+LEGEND = ("Best in bold, second underlined, among the methods scored on every applicable case (and, for a sub-task "
+          "metric, defined in every group); (n/N) marks partial coverage and (k/K groups) a statistic defined in "
+          "only some groups, neither ranked (its mean covers other cases or groups); {gt} read the ground truth and "
+          "are not ranked.")
 
 SMOKE_WARNING = ("smoke scoring: randomly initialised networks (offline pipeline check); these numbers are not "
                  "comparable to the paper's")

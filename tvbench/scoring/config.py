@@ -35,6 +35,6 @@ class ScoringConfig:
     # confidence intervals in the summary (tvbench/analysis/): they never change a row, so rows are reused
     ci_level: float = DEFAULT_LEVEL
     bootstrap: int = DEFAULT_RESAMPLES  # resamples
-    ci_method: str = "percentile"  # or "bca"
+    ci_method: str = "bca"  # or "percentile" (tvbench.analysis.bootstrap.DEFAULT_METHOD)
     ci_seed: int = DEFAULT_SEED
     threads: int | None = None  # torch CPU threads; None: $TVBENCH_THREADS, $OMP_NUM_THREADS or the cores available
