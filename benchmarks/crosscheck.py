@@ -3,6 +3,7 @@
     python benchmarks/crosscheck.py dragdiffusion --original ~/src/DragDiffusion
     python benchmarks/crosscheck.py clipdrag --original ~/src/CLIPDrag [--json out.json]
     (also dragnoise and gooddrag; pip install einops accelerate for the originals' own imports)
+    python benchmarks/crosscheck.py tvedit-qwen --original ~/src/TVEdit   (benchmarks/crosscheck_tvedit.py)
 
 The user clones the original repository (tvbench contains none of its code); this script puts the checkout on
 ``sys.path``, imports the original's own functions and runs them beside the port's on the same inputs: one tiny
@@ -45,7 +46,9 @@ import types
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-METHODS = ("dragdiffusion", "clipdrag", "dragnoise", "gooddrag")
+METHODS = ("dragdiffusion", "clipdrag", "dragnoise", "gooddrag", "tvedit-qwen")
+# Where each original keeps the code the check imports (a checkout without it is refused in one line).
+ORIGINAL_MARKER = {"tvedit-qwen": "demo/tvedit_qwen/content_aware_spatial_controller.py"}
 SIZE = (64, 67)  # (w, h): 67 rows exercise the VAE's rounding (8 latent rows, 64 decoded)
 POINTS = ((20.0, 30.0, 40.0, 34.0), (48.0, 12.0, 44.0, 22.0))  # (x_handle, y_handle, x_target, y_target)
 # GoodDrag's tracking and patches index past the grid near its border (no clipping), so its points keep r2 = 12
@@ -262,7 +265,12 @@ def crosscheck(method: str, original: Path) -> tuple[list[Stage], dict]:
 
     torch.set_num_threads(1)
     workdir = Path(tempfile.mkdtemp(prefix="tvbench-crosscheck-"))
-    if method == "gooddrag":
+    if method == "tvedit-qwen":
+        from crosscheck_tvedit import crosscheck_tvedit  # beside this script
+
+        stages = crosscheck_tvedit(original, workdir)
+        size, points = (2048, 1536), "the case's three pairs, then every pixel of four source sizes"
+    elif method == "gooddrag":
         stages = crosscheck_gooddrag(original, workdir)
         size, points = GOODDRAG_SIZE, GOODDRAG_POINTS
     else:
@@ -592,8 +600,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--original", required=True, type=Path, help="a checkout of the original repository")
     parser.add_argument("--json", type=Path, help="also write the table and the facts here")
     args = parser.parse_args(argv)
-    if not (args.original / "utils" / "drag_utils.py").is_file():  # every original keeps its drag code there
-        parser.error(f"{args.original} is not a checkout of {args.method}'s repository (no utils/drag_utils.py)")
+    marker = ORIGINAL_MARKER.get(args.method, "utils/drag_utils.py")  # every drag original keeps its code there
+    if not (args.original / marker).is_file():
+        parser.error(f"{args.original} is not a checkout of {args.method}'s repository (no {marker})")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     stages, facts = crosscheck(args.method, args.original.resolve())
     print(f"{args.method} against {facts['original_commit'][:7]} ({facts['original']}); torch {facts['torch']}, "
