@@ -4,6 +4,10 @@ Compares two scoring summaries method by method and metric by metric, direction-
 worse, a higher DINO score is better). It refuses to compare scores of different benchmarks or made by
 different networks, and fails when a method, a metric or coverage went missing. ``two_sided`` also fails
 on changes for the better, which is how the repository's own CI detects any drift in metric code.
+
+With a published table instead of a baseline (:func:`run_reference_gate`, ``tvbench gate --reference paper:f5``)
+it fails every cell present in both whose |tvbench - published| exceeds the tolerance, in either direction: a port
+that drifts away from the published number, better or worse.
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ class Finding:
     message: str
 
 
-def parse_tolerances(items: list[str] | None, known_metrics: set[str]) -> tuple[float, dict[str, float]]:
-    """``["0.01", "lpips_tgt=0.005"]`` -> (default, per-metric)."""
+def parse_tolerances(items: list[str] | None, known_metrics: set[str],
+                     owner: str = "the baseline") -> tuple[float, dict[str, float]]:
+    """``["0.01", "lpips_tgt=0.005"]`` -> (default, per-metric); ``owner`` names what holds ``known_metrics``."""
     default, per_metric = DEFAULT_TOLERANCE, {}
     for item in items or []:
         name, sep, value = item.rpartition("=")
@@ -39,7 +44,7 @@ def parse_tolerances(items: list[str] | None, known_metrics: set[str]) -> tuple[
         if not sep:
             default = number
         elif name not in known_metrics:
-            raise ConfigError(f"--tolerance {item!r}: the baseline has no metric {name!r} "
+            raise ConfigError(f"--tolerance {item!r}: {owner} has no metric {name!r} "
                               f"(it has {', '.join(sorted(known_metrics))})")
         else:
             per_metric[name] = number
@@ -101,4 +106,48 @@ def run_gate(current: dict, baseline: dict, tolerances: list[str] | None = None,
             headline = metrics.get(metric, {}).get("headline", "mean")  # the statistic the tables show
             findings.append(_compare_metric(method, metric, base, cur_info.get("metrics", {}).get(metric), higher,
                                             per_metric.get(metric, default), two_sided, headline))
+    return findings
+
+
+def run_reference_gate(current: dict, reference, tolerances: list[str] | None = None) -> list[Finding]:
+    """Every cell (method, metric) of ``reference`` (a :class:`tvbench.reference.Reference`) that the scores also
+    have, checked as |tvbench - published| <= tolerance.
+
+    Published numbers are rounded (0.88, 32.13), so there is no default tolerance: every compared metric needs
+    one (``VALUE`` for all, ``METRIC=VALUE`` for one). No cell in common fails: a gate that compared nothing must
+    not pass.
+    """
+    from tvbench.reference import compare_to_reference
+
+    rows = compare_to_reference(current, reference)
+    metrics = set(reference.metric_ids())
+    default, per_metric = parse_tolerances(tolerances, metrics, owner=f"{reference.table} ({reference.id})")
+    has_default = any("=" not in item for item in tolerances or [])
+    missing = sorted({row["metric"] for row in rows if row["metric"] not in per_metric and not has_default})
+    if missing:
+        raise ConfigError(f"--reference needs a tolerance for {', '.join(missing)} (--tolerance VALUE, or "
+                          f"METRIC=VALUE): published numbers are rounded, so the default {DEFAULT_TOLERANCE:g} "
+                          "would fail them all")
+    if not rows:
+        methods = ", ".join(sorted((current.get("methods") or {}))) or "none"
+        wanted = ", ".join(m.tvbench for m in reference.methods if m.tvbench)
+        return [Finding("*", "*", None, None, False,
+                        f"no cell in common with {reference.table}: the scores have methods {methods}; the table "
+                        f"has {wanted} with metrics {', '.join(reference.metric_ids())}")]
+    findings = []
+    for row in rows:
+        tolerance = per_metric.get(row["metric"], default)
+        published, value = row["published"], row["tvbench"]
+        if value is None:
+            findings.append(Finding(row["method"], row["metric"], published, None, False,
+                                    "no tvbench value (no case could be scored)"))
+            continue
+        off = abs(value - published)
+        slack = 1e-12 * max(1.0, abs(published))  # |0.89 - 0.88| is 0.010000000000000009 in floating point
+        if off > tolerance + slack:
+            findings.append(Finding(row["method"], row["metric"], published, value, False,
+                                    f"|{value:.6g} - {row['published_printed']}| = {off:.6g} > tolerance "
+                                    f"{tolerance:g} ({reference.table})"))
+        else:
+            findings.append(Finding(row["method"], row["metric"], published, value, True, f"within {tolerance:g}"))
     return findings

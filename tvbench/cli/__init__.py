@@ -14,7 +14,7 @@ import sys
 import typer
 
 # Each module registers its commands on `app`, in the order `tvbench --help` lists them.
-from tvbench.cli import run, score, report, compare, listing, data, tvedit, train  # noqa: F401
+from tvbench.cli import run, score, report, reproduce, compare, listing, data, tvedit, train  # noqa: F401
 from tvbench.cli.app import app, say
 from tvbench.errors import TvbenchError, one_line
 

@@ -78,15 +78,26 @@ def _recompute_uncertainty(results: Path, summary: dict, ci: float | None, boots
 def gate(
     scores: Path = typer.Argument(..., metavar="SCORES",
                                   help="summary.json (or the results folder holding it) to check."),
-    baseline: Path = typer.Option(..., "--baseline", help="The summary.json to compare against."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="The summary.json to compare against."),
+    reference: Optional[str] = typer.Option(None, "--reference", help="Instead of a baseline, published numbers: "
+                                                                      "paper:ID (e.g. paper:f5) or a reference file; "
+                                                                      "fails when |tvbench - published| > tolerance."),
     tolerance: list[str] = typer.Option([], metavar="METRIC=VALUE",
-                                        help="METRIC=VALUE, or VALUE for every metric (default 1e-4)."),
+                                        help="METRIC=VALUE, or VALUE for every metric (default 1e-4; with "
+                                             "--reference required)."),
     two_sided: bool = typer.Option(False, help="Also fail when a score got better (detects any drift)."),
 ) -> None:
-    """Exit 1 when any method's metric is worse than the baseline beyond tolerance."""
+    """Exit 1 when any method's metric is worse than the baseline beyond tolerance, or (--reference) differs from
+    the published number by more than the tolerance."""
+    from tvbench.errors import ConfigError
     from tvbench.gate import run_gate
     from tvbench.report import load_summary
 
+    if (baseline is None) == (reference is None):
+        raise ConfigError("tvbench gate needs --baseline SUMMARY or --reference paper:ID|FILE (one of them)")
+    if reference is not None:
+        _reference_gate(load_summary(scores), reference, tolerance)
+        return
     findings = run_gate(load_summary(scores), load_summary(baseline), tolerance, two_sided)
     table = Table("method", "metric", "baseline", "current", "verdict", title="tvbench gate")
     for f in findings:
@@ -100,3 +111,29 @@ def gate(
     if failures:
         raise typer.Exit(1)
     say(f"gate passed: {len(findings)} comparisons")
+
+
+def _reference_gate(summary: dict, spec: str, tolerance: list[str]) -> None:
+    """``gate --reference``: one row per cell present in both; exit 1 with one line per failing cell."""
+    from tvbench.gate import run_reference_gate
+    from tvbench.reference import load_reference, uncompared
+
+    reference = load_reference(spec)
+    findings = run_reference_gate(summary, reference, tolerance)
+    table = Table("method", "metric", "published", "tvbench", "verdict",
+                  title=f"tvbench gate against {reference.table} ({reference.id})")
+    printed = {(row.tvbench_method, row.metric): row.printed for row in reference.rows}
+    for f in findings:
+        verdict = Text("pass", style="green") if f.passed else Text.assemble(("FAIL", "red"), f" {f.message}")
+        shown = printed.get((f.method, f.metric), "–" if f.baseline is None else f"{f.baseline:g}")
+        table.add_row(Text(f.method), Text(f.metric), Text(shown),
+                      "–" if f.current is None else f"{f.current:.6f}", verdict)
+    console.print(table)
+    for line in uncompared(summary, reference):
+        say(f"not compared: {line}")
+    failures = [f for f in findings if not f.passed]
+    for f in failures:
+        say(f"FAIL {f.method} {f.metric}: {f.message}")
+    if failures:
+        raise typer.Exit(1)
+    say(f"gate passed: {len(findings)} cells within tolerance of {reference.table}")
