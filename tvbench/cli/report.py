@@ -29,15 +29,24 @@ def report(
     bootstrap: Optional[int] = typer.Option(None, "--bootstrap", help="Recompute with this many resamples."),
     ci_method: Optional[str] = typer.Option(None, "--ci-method", help="Recompute with percentile or bca."),
     plots: bool = typer.Option(False, "--plots", help="Also write PNG and SVG plots under RESULTS/plots/."),
+    reference: Optional[str] = typer.Option(None, "--reference", help="Published numbers beside each cell, with the "
+                                                                      "difference and whether tvbench's interval "
+                                                                      "holds them: paper:table1, paper:f5, ... or a "
+                                                                      "file in the same format."),
 ) -> None:
     """Print the leaderboard (best in bold, second underlined, intervals, ties, coverage where partial)."""
     from tvbench.io import atomic_write_text
     from tvbench.report import build_leaderboard, load_summary, render
 
+    published = None
+    if reference is not None:
+        from tvbench.reference import load_reference
+
+        published = load_reference(reference)  # a bad id or file is refused before anything is read or written
     summary = load_summary(results)
     if ci is not None or bootstrap is not None or ci_method is not None:
         summary = _recompute_uncertainty(results, summary, ci, bootstrap, ci_method)
-    board = build_leaderboard(summary, ci_style)
+    board = build_leaderboard(summary, ci_style, published)
     folder = results if results.is_dir() else results.parent
     if fmt == "html":
         from tvbench.report.gallery import GALLERY_FOLDER, write_gallery

@@ -11,7 +11,8 @@ are marked as tied.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from tvbench.analysis.uncertainty import competing_values, group_coverage, reads_ground_truth, top_two
 from tvbench.errors import ConfigError
@@ -47,6 +48,7 @@ class Cell:
     groups: tuple[int, int] | None = None  # sub-task metrics: (groups where defined, groups scored)
     units: int | None = None  # how many units (cases or groups) the interval resamples (or would)
     range: tuple[float | None, float | None] = (None, None)  # the metric's range (None: unbounded)
+    published: dict | None = None  # ``report --reference``: the published cell (tvbench.reference.Comparison)
 
     @property
     def partial(self) -> bool:
@@ -75,6 +77,8 @@ class Leaderboard:
     benchmark: dict
     scorer: dict
     uncertainty: dict | None = None  # how the intervals and ties were computed (summary schema 2)
+    reference: Any = None  # the tvbench.reference.Reference the cells are compared with (report --reference)
+    uncompared: list[str] = field(default_factory=list)  # what of the reference the results lack
     ci_style: str = "pm"  # "pm": value ± half-width where symmetric (else bounds), "bounds": value [low, high], "none"
 
     @property
@@ -103,7 +107,19 @@ def _mark_ties(rows: list[Row], columns: list[Column], leaders: dict) -> None:
                     cell.tied = True
 
 
-def build_leaderboard(summary: dict, ci_style: str = "pm") -> Leaderboard:
+def _attach_reference(rows: list[Row], summary: dict, reference) -> list[str]:
+    """Each cell the reference has gets its published value, the difference and the verdict; returns what of
+    the reference the results lack (one line each)."""
+    from tvbench.reference import compare_to_reference, uncompared
+
+    for comparison in compare_to_reference(summary, reference):
+        for row in rows:
+            if row.method == comparison["method"] and comparison["metric"] in row.cells:
+                row.cells[comparison["metric"]].published = dict(comparison)
+    return uncompared(summary, reference)
+
+
+def build_leaderboard(summary: dict, ci_style: str = "pm", reference=None) -> Leaderboard:
     if ci_style not in CI_STYLES:
         raise ConfigError(f"--ci-style {ci_style!r}: choose one of {', '.join(CI_STYLES)}")
     metrics = summary.get("metrics", {})
@@ -132,5 +148,6 @@ def build_leaderboard(summary: dict, ci_style: str = "pm") -> Leaderboard:
     for column in columns:
         _rank(rows, column, competing_values(summary, column.name))
     _mark_ties(rows, columns, (summary.get("significance") or {}).get("leaders", {}))
+    missing = _attach_reference(rows, summary, reference) if reference is not None else []
     return Leaderboard(columns, rows, summary.get("benchmark", {}), summary.get("scorer", {}),
-                       summary.get("uncertainty"), ci_style)
+                       summary.get("uncertainty"), reference, missing, ci_style)

@@ -77,6 +77,43 @@ def _styled(cell: Cell, best: str, second: str, text: str, tie: str = TIE) -> st
     return text + (tie if cell.tied else "") + _coverage(cell)
 
 
+REFERENCE_MARKS = {"reproduced": "✓", "not reproduced": "✗", "no interval": "?", "no value": "?"}
+LATEX_MARKS = {"✓": r"$\checkmark$", "✗": r"$\times$", "?": "?"}  # \checkmark: amssymb
+
+
+def _published(cell: Cell) -> tuple[str, str]:
+    """(`` · paper 0.8700 (+0.0123) ``, ``✓``): the published value, tvbench minus it, and the verdict's mark."""
+    published = cell.published
+    if not published:
+        return "", ""
+    difference = published.get("difference")
+    delta = f" ({difference:+.{DECIMALS}f})" if difference is not None else ""
+    return f" · paper {published['published_printed']}{delta} ", REFERENCE_MARKS[published["verdict"]]
+
+
+def _reference_notes(board: Leaderboard) -> list[str]:
+    """What the published values and their marks mean, and what they cannot mean."""
+    reference = board.reference
+    if reference is None:
+        return []
+    notes = [f"paper V (Δ): the value published in {reference.citation}, and Δ = tvbench − published; "
+             "✓ the published value lies inside tvbench's interval (reproduced: not distinguishable at this level), "
+             "✗ outside it (not reproduced), ? tvbench has no interval (fewer than the units one needs) or no value. "
+             "The published number has no interval of its own, so ✓ says only that this run cannot tell them apart."]
+    published_on = str(reference.benchmark).lower()
+    ours = str(board.benchmark.get("name", "")).lower()
+    if "tv-edit-bench" in published_on and "tv-edit-bench" not in ours:
+        notes.append(f"The table was measured on {reference.benchmark}, which is not released; these results are on "
+                     f"{board.benchmark.get('name')}, so the comparison says nothing about reproduction (on "
+                     "DragBench, Table F.5 is the meaningful reference).")
+    elif "dragbench" in published_on and "dragbench" not in ours:
+        notes.append(f"The table was measured on {reference.benchmark}; these results are on "
+                     f"{board.benchmark.get('name')}: the comparison is only meaningful on the same benchmark.")
+    if board.smoke:
+        notes.append("Smoke scoring: random networks, so no published value can be reproduced.")
+    return notes + [f"Not compared: {line}." for line in board.uncompared]
+
+
 def _uncertainty_notes(board: Leaderboard) -> list[str]:
     """What the ± (or the brackets) and the tie mark mean, when the table shows them."""
     notes = []
@@ -131,7 +168,7 @@ SMOKE_WARNING = ("smoke scoring: randomly initialised networks (offline pipeline
 
 def to_markdown(board: Leaderboard) -> str:
     def fmt(cell: Cell) -> str:
-        return _styled(cell, "**{}**", "<u>{}</u>", _number(cell, board.ci_style))
+        return _styled(cell, "**{}**", "<u>{}</u>", _number(cell, board.ci_style)) + "".join(_published(cell))
 
     headers = ["Method", "Input"] + [f"{markdown_text(c.label)} {c.arrow}" for c in board.columns]
     body = [[markdown_text(row.method) if row.ranked else f"*{markdown_text(row.method)}*", markdown_text(row.inputs)]
@@ -142,7 +179,7 @@ def to_markdown(board: Leaderboard) -> str:
         lines += [f"> **Note:** {SMOKE_WARNING}.", ""]
     lines.append(tabulate(body, headers=headers, tablefmt="pipe", disable_numparse=True))
     lines += ["", LEGEND.format(gt="*italic* rows")]
-    for note in _uncertainty_notes(board):
+    for note in _uncertainty_notes(board) + [markdown_text(note) for note in _reference_notes(board)]:
         lines += ["", note]
     note = _flag_note(board)
     if note:
@@ -152,8 +189,10 @@ def to_markdown(board: Leaderboard) -> str:
 
 def to_latex(board: Leaderboard) -> str:
     def fmt(cell: Cell) -> str:
+        text, mark = _published(cell)
         return _styled(cell, r"\textbf{{{}}}", r"\underline{{{}}}",
-                       _number(cell, board.ci_style, r"$\pm$").replace("–", "--"), r"$^{\approx}$")
+                       _number(cell, board.ci_style, r"$\pm$").replace("–", "--"), r"$^{\approx}$") \
+            + latex_text(text.replace(" · ", " / ")) + LATEX_MARKS.get(mark, "")
 
     arrows = {True: r"$\uparrow$", False: r"$\downarrow$"}
     header = " & ".join(["Method", "Input"] + [f"{c.latex} {arrows[c.higher_is_better]}" for c in board.columns])
@@ -163,7 +202,7 @@ def to_latex(board: Leaderboard) -> str:
         lines.append(f"% WARNING: {SMOKE_WARNING}")
     if _flag_note(board):
         lines.append(f"% NOTE: {latex_text(_flag_note(board) or '')}")
-    lines += [f"% {latex_text(note)}" for note in _uncertainty_notes(board)]
+    lines += [f"% {latex_text(note)}" for note in _uncertainty_notes(board) + _reference_notes(board)]
     lines += [r"\begin{tabular}{ll" + "c" * len(board.columns) + "}", r"\toprule", header + r" \\", r"\midrule"]
     for row in board.rows:
         if not row.ranked:
@@ -190,6 +229,11 @@ def leaderboard_frame(board: Leaderboard):
                            f"{c.name}_rank": cell.rank or "", f"{c.name}_tied": int(cell.tied)})
             if c.name in judged:
                 record.update({f"{c.name}_std": cell.std, f"{c.name}_flagged": int(cell.flagged)})
+            if board.reference is not None:
+                published = cell.published or {}
+                record.update({f"{c.name}_published": published.get("published"),
+                               f"{c.name}_difference": published.get("difference"),
+                               f"{c.name}_verdict": published.get("verdict", "")})
         records.append(record)
     return pd.DataFrame.from_records(records)
 
@@ -208,9 +252,15 @@ def to_json(board: Leaderboard) -> str:
                   "metrics": {name: {"mean": cell.mean, "n": cell.n, "applicable": cell.applicable, "rank": cell.rank,
                                      "ci": list(cell.ci) if cell.ci else None, "tied": cell.tied,
                                      **({"status": UNDEFINED} if cell.undefined else {}),
-                                     **({"std": cell.std, "flagged": cell.flagged} if cell.judged else {})}
+                                     **({"std": cell.std, "flagged": cell.flagged} if cell.judged else {}),
+                                     **({"published": {k: cell.published[k] for k in
+                                                       ("published", "published_printed", "difference", "verdict")}}
+                                        if cell.published else {})}
                               for name, cell in row.cells.items()}} for row in board.rows],
     }
+    if board.reference is not None:
+        payload["reference"] = {"id": board.reference.id, "citation": board.reference.citation,
+                                "notes": _reference_notes(board)}
     return json.dumps(payload, indent=2) + "\n"
 
 
@@ -218,7 +268,10 @@ def html_table(board: Leaderboard) -> str:
     """The leaderboard as an HTML ``<table>`` (every text escaped), its numbers in ``data-value`` for sorting."""
     def fmt(cell: Cell) -> str:
         return _styled(cell, "<b>{}</b>", "<u>{}</u>", html_text(_number(cell, board.ci_style)),
-                       f'<span class="tie" title="not significantly different">{TIE}</span>')
+                       f'<span class="tie" title="not significantly different">{TIE}</span>') \
+            + html_text(_published(cell)[0]) \
+            + (f'<span class="published" title="{html_text(cell.published["verdict"])}">{_published(cell)[1]}'
+               "</span>" if cell.published else "")
 
     def value(cell: Cell) -> str:
         return "" if cell.mean is None else f' data-value="{cell.mean!r}"'
@@ -241,7 +294,8 @@ def html_notes(board: Leaderboard) -> str:
     if _flag_note(board):
         notes += f"<p><b>Note:</b> {html_text(_flag_note(board) or '')}</p>"
     notes += f"<p>{html_text(LEGEND.format(gt='italic rows'))}</p>"
-    return notes + "".join(f'<p class="note">{html_text(note)}</p>' for note in _uncertainty_notes(board))
+    return notes + "".join(f'<p class="note">{html_text(note)}</p>'
+                           for note in _uncertainty_notes(board) + _reference_notes(board))
 
 
 def to_html(board: Leaderboard) -> str:
