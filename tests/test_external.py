@@ -570,7 +570,7 @@ def test_method_registry_lists_the_shipped_examples():
 
 
 def readme_specs() -> list[str]:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (Path(__file__).resolve().parent.parent / "docs" / "external-methods.md").read_text()
     section = readme.split("## Bring an external drag method", 1)[1]
     return [block.split("```", 1)[0] for block in section.split("```toml\n")[1:]]
 

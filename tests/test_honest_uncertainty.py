@@ -110,11 +110,10 @@ def test_compare_json_keeps_full_precision(tmp_path):
     assert 0 < records[0]["difference"] < 1e-11
 
 
-def test_the_readme_analysis_example_runs_as_written(tmp_path, monkeypatch):
-    """The README's pandas section, both blocks, on a results folder named ``results`` with those methods."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme[readme.index("## pandas API"):]
-    section = section[:section.index("\n## ", 5)]
+def test_the_documented_analysis_example_runs_as_written(tmp_path, monkeypatch):
+    """The docs' pandas section, both blocks, on a results folder named ``results`` with those methods."""
+    page = (Path(__file__).resolve().parents[1] / "docs" / "uncertainty.md").read_text()
+    section = page[page.index("## pandas API"):]
     blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     assert len(blocks) == 2
     series = [0.1 * k for k in range(12)]
