@@ -115,7 +115,7 @@ def main() -> None:
     load = open("/proc/loadavg").read().split()[:3] if Path("/proc/loadavg").exists() else ["?"]
     memory = "peak GPU GiB" if device.startswith("cuda") else "peak RSS GiB"
     print(f"model {'tiny random SD 1.5' if not args.model else args.model}, {len(bench)} cases of "
-          f"{bench.name}, working long side {args.resolution}, device {device}, threads {torch.get_num_threads()}, "
+          f"{bench.name}, working width {args.resolution}, device {device}, threads {torch.get_num_threads()}, "
           f"load average {' '.join(load)}, {time.strftime('%Y-%m-%d')}; seconds are means per case")
     print(f"| method | cases | LoRA trained/cached | lora | inversion | drag | denoise | total per case | load | "
           f"drag iterations | handles reached | {memory} |")
