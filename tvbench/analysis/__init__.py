@@ -13,8 +13,8 @@ statistics and plots. Pure numpy and pandas (matplotlib only for the plots).
 from tvbench.lazy import lazy_exports
 
 # The functions the README's pandas section names, importable from here (each module loads on first use).
-_EXPORTS = {"load_scores": "frames", "load_summary": "frames", "read_summary": "frames", "compare_methods": "paired", "holm": "paired",
-            "wilcoxon_p": "paired", "confidence_interval": "bootstrap", "paired_difference": "bootstrap",
-            "Units": "bootstrap", "units_for": "units", "compare_results": "compare"}
+_EXPORTS = {"load_scores": "frames", "load_summary": "frames", "read_summary": "frames", "compare_methods": "paired",
+            "holm": "paired", "wilcoxon_p": "paired", "confidence_interval": "bootstrap",
+            "paired_difference": "bootstrap", "Units": "bootstrap", "units_for": "units", "compare_results": "compare"}
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

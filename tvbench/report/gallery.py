@@ -163,9 +163,8 @@ def _case_row(case, columns: list[EditColumn], images: Path, k: int, scores: dic
         edit = column.edits.get(case.id)
         figure = _figure(*_copy_edit(edit, folder, f"m{j}"), column.name) if edit is not None else \
             '<p class="none">no edit</p>'
-        row.append(f'<td class="edit" data-method="{_esc(column.name)}">{figure}'
-                   f"{_scores_list(scores.get((case.id, column.name), {}), metrics, declared, _groups(methods, column.name))}"
-                   "</td>")
+        listed = _scores_list(scores.get((case.id, column.name), {}), metrics, declared, _groups(methods, column.name))
+        row.append(f'<td class="edit" data-method="{_esc(column.name)}">{figure}{listed}</td>')
     return (f'<tr class="case-row" data-order="{k}" data-subtask="{_esc(case.subtask or "")}" '
             f'data-category="{_esc(case.category or "")}">{"".join(row)}</tr>')
 
@@ -179,8 +178,11 @@ def _select(element_id: str, label: str, options: list[tuple[str, str, str]]) ->
 
 def _controls(subtasks: list[str], categories: list[str], metrics: list[str], declared: dict,
               columns: list[EditColumn]) -> str:
-    metric_options = [(m, declared.get(m, {}).get("label", m) + (" (group)" if declared.get(m, {}).get("group_statistic")
-                                                                else ""),
+    def label(metric: str) -> str:  # a sub-task metric sorts by its group's statistic
+        declaration = declared.get(metric, {})
+        return declaration.get("label", metric) + (" (group)" if declaration.get("group_statistic") else "")
+
+    metric_options = [(m, label(m),
                        f' data-higher="{int(bool(declared.get(m, {}).get("higher_is_better", True)))}"')
                       for m in metrics]
     every = [("", "all", "")]

@@ -79,6 +79,7 @@ class Leaderboard:
     uncertainty: dict | None = None  # how the intervals and ties were computed (summary schema 2)
     reference: Any = None  # the tvbench.reference.Reference the cells are compared with (report --reference)
     uncompared: list[str] = field(default_factory=list)  # what of the reference the results lack
+    judge_identity: str | None = None  # what the judge's server said it is (summary judge.identity_line)
     ci_style: str = "pm"  # "pm": value ± half-width where symmetric (else bounds), "bounds": value [low, high], "none"
 
     @property
@@ -150,4 +151,5 @@ def build_leaderboard(summary: dict, ci_style: str = "pm", reference=None) -> Le
     _mark_ties(rows, columns, (summary.get("significance") or {}).get("leaders", {}))
     missing = _attach_reference(rows, summary, reference) if reference is not None else []
     return Leaderboard(columns, rows, summary.get("benchmark", {}), summary.get("scorer", {}),
-                       summary.get("uncertainty"), reference, missing, ci_style)
+                       summary.get("uncertainty"), reference=reference, uncompared=missing,
+                       judge_identity=(summary.get("judge") or {}).get("identity_line"), ci_style=ci_style)

@@ -115,7 +115,7 @@ def _reference_notes(board: Leaderboard) -> list[str]:
 
 
 def _uncertainty_notes(board: Leaderboard) -> list[str]:
-    """What the ± (or the brackets) and the tie mark mean, when the table shows them."""
+    """What the ± (or the brackets) and the tie mark mean, when the table shows them, and who judged."""
     notes = []
     settings = board.uncertainty or {}
     with_ci = any(cell.ci for row in board.rows for cell in row.cells.values())
@@ -134,6 +134,8 @@ def _uncertainty_notes(board: Leaderboard) -> list[str]:
         notes.append(f"{TIE}: tied: best and second are not significantly different (Wilcoxon signed-rank on paired "
                      f"cases, Holm-corrected across metrics, alpha {settings.get('alpha', 0.05)}), or several "
                      "methods hold the same value; every tied method carries the mark.")
+    if board.judge_identity:
+        notes.append(f"Judged by: {board.judge_identity}.")
     if any(cell.undefined for row in board.rows for cell in row.cells.values()):
         notes.append(f"{UNDEFINED}: the statistic does not exist for these edits (a rank correlation of "
                      "displacements that are all equal: nothing moved).")
