@@ -1,9 +1,10 @@
 """The regression gate: fail when a score is worse than a committed baseline beyond a tolerance.
 
 Compares two scoring summaries method by method and metric by metric, direction-aware (a higher LPIPS is
-worse, a higher DINO score is better). It refuses to compare scores of different benchmarks or made by
-different networks, and fails when a method, a metric or coverage went missing. ``two_sided`` also fails
-on changes for the better, which is how the repository's own CI detects any drift in metric code.
+worse, a higher DINO score is better). It refuses to compare scores of different benchmarks, made by different
+networks, or judged by servers that say they are different (:func:`tvbench.judge.identity.identity_mismatch`), and
+fails when a method, a metric or coverage went missing. ``two_sided`` also fails on changes for the better, which
+is how the repository's own CI detects any drift in metric code.
 
 With a published table instead of a baseline (:func:`run_reference_gate`, ``tvbench gate --reference paper:f5``)
 it fails every cell present in both whose |tvbench - published| exceeds the tolerance, in either direction: a port
@@ -62,6 +63,11 @@ def _compare_identity(current: dict, baseline: dict) -> list[Finding]:
     if base_models != models:
         findings.append(Finding("*", "scorer", None, None, False,
                                 f"scored with different networks: baseline {base_models}, scores {models}"))
+    from tvbench.judge.identity import identity_mismatch  # light: no client, no cache
+
+    judged = identity_mismatch(baseline, current, names=("baseline", "scores"))
+    if judged is not None:
+        findings.append(Finding("*", "judge", None, None, False, judged))
     return findings
 
 

@@ -14,6 +14,8 @@ _EXPORTS = {
     "JudgeConfig": "config", "Evaluator": "evaluate", "ItemResult": "evaluate", "JudgeItem": "evaluate",
     "Judgment": "evaluate", "RunStats": "evaluate", "Parsed": "parsing", "parse_reply": "parsing",
     "Prompt": "prompts", "available_prompts": "prompts", "load_prompt": "prompts",
+    "identity_line": "identity", "identity_mismatch": "identity", "krippendorff_alpha": "agreement",
+    "kendall_tau_b": "agreement", "spearman": "agreement",
 }
 
 

@@ -6,6 +6,9 @@ reply (text, refusal, finish reason) and its token usage are stored, and the sta
 read, so a stricter parser applies to old replies without a request. Only replies are stored: a request that
 failed (timeout, HTTP error) leaves no row, so a rerun retries exactly those.
 
+A second table keeps what the server said it was (:mod:`tvbench.judge.identity`) each time a phase reached it,
+so a phase served entirely from the cache still reports the identity its replies came from.
+
 Each thread has its own connection; WAL lets readers run beside one writer, and a busy timeout makes
 concurrent writers wait instead of failing. (SQLite's locking needs a local file system, not NFS.)
 :meth:`JudgeCache.close` may come from another thread while workers still write (Ctrl-C drops the queue but
@@ -16,6 +19,7 @@ close still stores its reply, through a connection of its own that it closes at 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -37,6 +41,11 @@ SCHEMA = """CREATE TABLE IF NOT EXISTS judgments (
     prompt_tokens INTEGER,
     completion_tokens INTEGER,
     created REAL NOT NULL
+)"""
+IDENTITY_SCHEMA = """CREATE TABLE IF NOT EXISTS identities (
+    model TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    observed REAL NOT NULL
 )"""
 
 
@@ -80,6 +89,7 @@ class JudgeCache:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute(SCHEMA)
+        conn.execute(IDENTITY_SCHEMA)
         return conn
 
     @contextmanager
@@ -113,6 +123,24 @@ class JudgeCache:
             conn.execute("INSERT OR REPLACE INTO judgments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          (key, model, prompt_id, reply.content, reply.refusal, reply.finish_reason,
                           reply.prompt_tokens, reply.completion_tokens, time.time()))
+
+    def put_identity(self, model: str, identity: dict) -> None:
+        """Record what the server said it was when a phase reached it for ``model``."""
+        with self._connection() as conn:
+            conn.execute("INSERT INTO identities VALUES (?, ?, ?)", (model, canonical_json(identity), time.time()))
+
+    def latest_identity(self, model: str) -> dict | None:
+        """The identity last recorded for ``model``, or None."""
+        with self._connection() as conn:
+            row = conn.execute("SELECT identity FROM identities WHERE model = ? ORDER BY observed DESC, rowid DESC "
+                               "LIMIT 1", (model,)).fetchone()
+        if row is None:
+            return None
+        try:
+            value = json.loads(row[0])
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
 
     def journal_mode(self) -> str:
         with self._connection() as conn:

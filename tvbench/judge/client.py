@@ -8,6 +8,7 @@ off for the rest of the run and the request is sent again as plain text, within 
 
 from __future__ import annotations
 
+import importlib
 import json
 import threading
 import time
@@ -40,6 +41,8 @@ class Reply:
     finish_reason: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    model: str | None = None  # the model the server says answered (may be a dated snapshot of the one asked for)
+    system_fingerprint: str | None = None  # the backend configuration, where the server reports one
     attempts: int = 0
     error: str | None = None
     waits: list[float] = field(default_factory=list)
@@ -68,7 +71,8 @@ class JudgeClient:
         c = self.config
         return RetryPolicy(c.max_attempts, c.backoff_base_s, c.backoff_max_s, c.retry_after_max_s)
 
-    def _send(self, messages: list[dict], seed: int | None):
+    def options(self, messages: list[dict], seed: int | None) -> dict:
+        """The body of a chat-completions request for ``messages``, with this run's model and decoding."""
         config = self.config
         options: dict = {"model": config.model, "messages": messages, "temperature": config.temperature,
                          "max_tokens": config.max_tokens}
@@ -78,6 +82,26 @@ class JudgeClient:
             options["seed"] = seed
         if self.structured:
             options["response_format"] = {"type": "json_schema", "json_schema": JSON_SCHEMA}
+        return options
+
+    def exchange(self, path: str, body: dict | None = None) -> tuple[object, dict[str, str]]:
+        """One GET (no ``body``) or POST to ``path`` under the base URL, with no retry: the parsed JSON body and
+        the response headers (names in lower case). HTTP errors raise as with :meth:`chat`'s requests."""
+        with self._lock:
+            self.requests += 1
+        response_type = _response_type()
+        if body is None:
+            response = self.client.get(path, cast_to=response_type)
+        else:
+            response = self.client.post(path, body=body, cast_to=response_type)
+        try:
+            data = response.json()
+        except ValueError:
+            raise _Malformed("the reply is not JSON") from None
+        return data, {str(k).lower(): str(v) for k, v in response.headers.items()}
+
+    def _send(self, messages: list[dict], seed: int | None):
+        options = self.options(messages, seed)
         with self._lock:
             self.requests += 1
         # client.post (the openai README's way to reach any endpoint) skips chat.completions.create's recursive
@@ -130,6 +154,9 @@ class JudgeClient:
         reply.finish_reason = finish if isinstance(finish, str) else None
         reply.prompt_tokens = int(usage.get("prompt_tokens") or 0)
         reply.completion_tokens = int(usage.get("completion_tokens") or 0)
+        model, fingerprint = response.get("model"), response.get("system_fingerprint")
+        reply.model = model if isinstance(model, str) else None
+        reply.system_fingerprint = fingerprint if isinstance(fingerprint, str) else None
         return reply
 
     def close(self) -> None:
@@ -138,6 +165,22 @@ class JudgeClient:
 
 class _Malformed(Exception):
     pass
+
+
+def _response_type():
+    """The HTTP response class of the openai client's HTTP library (httpx2 for openai >= 3, httpx before): asked
+    for as ``cast_to``, the client returns the raw response, headers included."""
+    for name in ("httpx2", "httpx"):
+        try:
+            return importlib.import_module(name).Response
+        except ImportError:
+            continue
+    raise UnavailableError("the openai package's HTTP library (httpx) is missing")
+
+
+def rejects_schema(exc) -> bool:
+    """Whether an HTTP 400/422 answer rejects ``response_format`` (structured output)."""
+    return _rejects_schema(exc)
 
 
 def _rejects_schema(exc) -> bool:

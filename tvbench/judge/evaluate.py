@@ -14,6 +14,7 @@ from __future__ import annotations
 import statistics
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -26,6 +27,7 @@ from tvbench.judge.client import JudgeClient, Reply
 from tvbench.judge.config import JudgeConfig
 from tvbench.judge.images import PngMemo, data_url
 from tvbench.judge.parsing import parse_reply
+from tvbench.judge.preflight import ErrorBudget, JudgeAbort
 from tvbench.judge.prompts import Prompt
 from tvbench.metrics.base import ERROR, OK, REFUSED, UNPARSEABLE
 from tvbench.progress import track
@@ -101,6 +103,8 @@ class RunStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
+    served_models: Counter = field(default_factory=Counter)  # the completions' "model", over this run's replies
+    system_fingerprints: Counter = field(default_factory=Counter)  # their "system_fingerprint"
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, judgment: Judgment, reply: Reply | None) -> None:
@@ -114,6 +118,9 @@ class RunStats:
                 self.errors += reply.error is not None
                 self.prompt_tokens += reply.prompt_tokens
                 self.completion_tokens += reply.completion_tokens
+                if reply.error is None:
+                    self.served_models[reply.model or "(not reported)"] += 1
+                    self.system_fingerprints[reply.system_fingerprint or "(not reported)"] += 1
 
     def describe(self, config: JudgeConfig) -> dict:
         return {"items": self.items, "judgments": self.judgments, "cache_hits": self.cache_hits,
@@ -133,20 +140,34 @@ def build_messages(prompt: Prompt, instruction: str | None, pngs: Sequence[bytes
 class Evaluator:
     """Grades items with a client and a cache; reusable across calls (stats accumulate per call)."""
 
-    def __init__(self, config: JudgeConfig, cache: JudgeCache, client_factory: Callable[[], JudgeClient] | None = None):
+    def __init__(self, config: JudgeConfig, cache: JudgeCache, client_factory: Callable[[], JudgeClient] | None = None,
+                 on_connect: Callable[[JudgeClient], None] | None = None):
         self.config = config
         self.cache = cache
         self._client: JudgeClient | None = None
         self._client_factory = client_factory or (lambda: JudgeClient(config))
+        self._on_connect = on_connect  # runs once, before the first request (the pre-flight); may raise JudgeAbort
+        self._abort: JudgeAbort | None = None
         self._client_lock = threading.Lock()
         self._pngs = PngMemo()  # each image encoded once per evaluator, whatever number of requests carry it
+        self._budget = ErrorBudget(None, "", "")
 
     @property
     def client(self) -> JudgeClient:
         """Built on first use, so a run served entirely from the cache needs neither openai nor a server."""
         with self._client_lock:
+            if self._abort is not None:
+                raise self._abort
             if self._client is None:
-                self._client = self._client_factory()
+                client = self._client_factory()
+                if self._on_connect is not None:
+                    try:
+                        self._on_connect(client)
+                    except JudgeAbort as exc:
+                        self._abort = exc
+                        client.close()
+                        raise
+                self._client = client
             return self._client
 
     def close(self) -> None:
@@ -171,6 +192,7 @@ class Evaluator:
             if cached is None:
                 messages = messages or build_messages(item.prompt, item.instruction, pngs)
                 seed = None if self.config.seed is None else self.config.seed + repeat
+                self._budget.check()  # spent: send nothing more
                 reply = self.client.chat(messages, seed=seed)
                 if reply.error is None:
                     cached = CachedReply(reply.content, reply.refusal, reply.finish_reason, reply.prompt_tokens,
@@ -188,6 +210,8 @@ class Evaluator:
                                     attempts=reply.attempts if reply else 0)
             stats.add(judgment, reply)
             judgments.append(judgment)
+            if reply is not None and judgment.status in (ERROR, UNPARSEABLE):
+                self._budget.fail(f"{item.id} repeat {repeat}", judgment.detail)
         statuses = {j.status for j in judgments}
         status = next((s for s in STATUS_PRIORITY if s in statuses), OK)
         detail = next((f"repeat {k}: {j.detail}" for k, j in enumerate(judgments) if j.status == status), None)
@@ -195,8 +219,11 @@ class Evaluator:
 
     def evaluate(self, items: Sequence[JudgeItem], progress: bool = False,
                  description: str = "judging") -> tuple[list[ItemResult], RunStats]:
-        """Results in the order of ``items``, and what the run cost."""
+        """Results in the order of ``items``, and what the run cost. Raises :class:`JudgeAbort` when the pre-flight
+        fails or more judgments fail than ``config.max_errors`` allows (the queue is dropped at once)."""
         stats = RunStats(items=len(items))
+        self._budget = ErrorBudget(self.config.error_budget(len(items) * self.config.repeats),
+                                   self.config.describe_budget(), self.config.server())
         start = time.perf_counter()
         results: list[ItemResult | None] = [None] * len(items)
         if items:
@@ -208,6 +235,8 @@ class Evaluator:
                     k = futures[future]
                     try:
                         results[k] = future.result()
+                    except JudgeAbort:  # pre-flight failed or the error budget is spent: stop the phase
+                        raise
                     except Exception as exc:  # a bug or an unexpected failure: recorded, the others go on
                         results[k] = ItemResult(items[k].id, ERROR, [], one_line(exc))
             except BaseException:  # Ctrl-C: drop the queue at once; replies already received are in the cache

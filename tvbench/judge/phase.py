@@ -4,7 +4,11 @@ The image scorer goes case by case; judge metrics instead collect every edit who
 memo and send them to the server concurrently (:class:`~tvbench.judge.evaluate.Evaluator`), behind the SQLite
 reply cache. Rows keep the scorer's keys plus a ``judge`` field: prompt id and sha256, per-repeat scores,
 statuses and raw replies, std over repeats, tokens. The summary gains, per method and judge metric, the mean
-grade, the std over repeats, how often repeats disagree, coverage against the threshold, tokens and cost.
+grade, the std over repeats, how often repeats disagree, coverage against the threshold, tokens and cost, and
+the judge section records what the server said it was (``identity``, and ``identity_line`` for a legend).
+
+Before its first request the phase checks that it may spend (a server that is not local needs ``allow_paid``)
+and sends the pre-flight request (:mod:`tvbench.judge.preflight`); ``max_errors`` stops it when it keeps failing.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from typing import TYPE_CHECKING, Iterable
 from tvbench.io import config_hash
 from tvbench.judge.cache import JudgeCache
 from tvbench.judge.config import JudgeConfig
+from tvbench.judge.client import JudgeClient
 from tvbench.judge.evaluate import Evaluator, ItemResult, JudgeItem, RunStats
+from tvbench.judge.identity import build_identity, identity_line, with_run
 from tvbench.judge.images import draw_drag_arrows
 from tvbench.judge.prompts import Prompt, load_prompt
 from tvbench.metrics.base import Metric
@@ -40,6 +46,7 @@ class JudgeSession:
         self.prompts: dict[str, Prompt] = {
             m.name: load_prompt(self.config.prompts.get(m.name, getattr(m, "prompt_id", m.name))) for m in self.metrics}
         self.stats: RunStats | None = None
+        self.identity: dict | None = None  # what the server said it was (see tvbench.judge.identity)
 
     def describe(self) -> dict:
         """What decides the grades (the scorer's ``models.judge``): model, decoding, repeats, prompts."""
@@ -54,6 +61,8 @@ class JudgeSession:
         return {"server": config.server(), "concurrency": config.concurrency, "rpm": config.rpm,
                 "coverage_threshold": config.coverage_threshold,
                 "price_usd_per_million_tokens": {"prompt": config.price_in, "completion": config.price_out},
+                "preflight": config.preflight, "max_errors": config.max_errors,
+                "identity": self.identity, "identity_line": identity_line(self.identity, config.model),
                 "this_run": self.stats.describe(config) if self.stats else None}
 
     def keys(self) -> dict[str, str]:
@@ -93,9 +102,11 @@ class JudgeSession:
                                            _image_maker(case, path, prompt.layout, resized, item_id)))
                     pending.append((run, case, metric.name, key, sha, prompt))
         cache = JudgeCache(Path(self.config.cache_path) if self.config.cache_path else Path(results) / CACHE_FILE)
-        evaluator = Evaluator(self.config, cache)
+        observed: list[dict] = []
+        evaluator = Evaluator(self.config, cache, on_connect=lambda client: observed.append(self._connect(client)))
         try:
             outcomes, self.stats = evaluator.evaluate(items, progress=progress)
+            self.identity = self._identity(observed[0] if observed else None, cache)
         finally:
             evaluator.close()
             cache.close()
@@ -106,6 +117,35 @@ class JudgeSession:
             memo.add(row)
             rows.append(row)
         return rows
+
+    def _connect(self, client: JudgeClient) -> dict:
+        """Before the first request: may we spend, and can the server grade as configured? What it says it is."""
+        from tvbench.errors import ConfigError
+        from tvbench.judge.preflight import PreflightError, models_listing, preflight
+
+        try:
+            self.config.check_paid()
+        except ConfigError as exc:  # stops the phase (a plain ConfigError would be recorded per item)
+            raise PreflightError(str(exc)) from None
+        if self.config.preflight:
+            return preflight(client)
+
+        listing, headers = models_listing(client)
+        return build_identity(self.config, listing, headers, None, source="first request (no pre-flight)")
+
+    def _identity(self, observed: dict | None, cache: JudgeCache) -> dict | None:
+        """This phase's identity: observed now (and recorded in the cache), else the cache's last one."""
+        model = str(self.config.model)
+        stats = self.stats or RunStats()
+        if observed is None:
+            return cache.latest_identity(model)
+        if observed.get("served_model") is None and stats.served_models:  # no pre-flight: the replies say
+            served = stats.served_models.most_common(1)[0][0]
+            fingerprint = stats.system_fingerprints.most_common(1)[0][0]
+            observed = {**observed, "served_model": None if served == "(not reported)" else served,
+                        "system_fingerprint": None if fingerprint == "(not reported)" else fingerprint}
+        cache.put_identity(model, {**observed, "source": "judge cache"})
+        return with_run(observed, stats.served_models, stats.system_fingerprints)
 
     def annotate(self, summary: dict, rows: list[dict]) -> None:
         """Add the judge aggregates to ``summary`` (per method and judge metric) and the run's cost."""

@@ -6,6 +6,15 @@ concurrency counts). With no script it grades deterministically (a score derived
 
     with FakeJudgeServer([http_error(429, retry_after=0), json_score(3)]) as server:
         JudgeConfig(base_url=server.base_url, ...)
+
+It can also say what it is, as a vLLM or OpenAI server would: ``models`` (the ``GET /v1/models`` entries; None:
+no such endpoint, and any model name is served), ``served_model`` (the completions' ``model``; default: the one
+asked for), ``system_fingerprint`` and ``headers`` (sent with every answer). With ``models`` given, a chat
+request for another model gets vLLM's 404; with ``structured=False``, a request with ``response_format`` gets a
+400. The pre-flight request (:data:`tvbench.judge.preflight.PREFLIGHT_MARKER` in its text) is answered by
+``preflight`` (a :class:`Scripted`, or a function of the request; default: a valid grade) after those checks, and
+recorded in ``preflights`` and ``asides``, not in ``requests``: scripts and request counts see the grading
+requests only.
 """
 
 from __future__ import annotations
@@ -14,12 +23,15 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
+from typing import Callable
+
+from tvbench.judge.preflight import PREFLIGHT_MARKER
 
 from tvbench.testing.http_server import FakeHTTPServer, dropped, http_error
 from tvbench.testing.http_server import Scripted as HTTPReply
 
 __all__ = ["FakeJudgeServer", "Scripted", "cut_midway", "default_grader", "dropped", "hang", "http_error",
-           "json_score", "prose", "refusal"]
+           "is_preflight", "json_score", "prose", "refusal", "vllm_model"]
 
 
 @dataclass
@@ -61,7 +73,33 @@ def default_grader(request: dict, index: int) -> Scripted:
     return json_score(digest[0] % 5)
 
 
+def vllm_model(model_id: str, root: str | None = None, max_model_len: int = 32768, **extra) -> dict:
+    """A ``GET /v1/models`` entry as vLLM writes it."""
+    return {"id": model_id, "object": "model", "created": int(time.time()), "owned_by": "vllm",
+            "root": root or model_id, "parent": None, "max_model_len": max_model_len, "permission": [], **extra}
+
+
+def is_preflight(request: dict) -> bool:
+    messages = request.get("messages") or []
+    parts = messages[0].get("content") if messages and isinstance(messages[0], dict) else None
+    texts = [p.get("text", "") for p in parts if isinstance(p, dict)] if isinstance(parts, list) else [str(parts)]
+    return any(PREFLIGHT_MARKER in str(text) for text in texts)
+
+
 class FakeJudgeServer(FakeHTTPServer):
+    def __init__(self, script=None, latency: float = 0.0, *, models: list[dict] | None = None,
+                 served_model: str | None = None, system_fingerprint: str | None = None,
+                 headers: dict[str, str] | None = None, structured: bool = True,
+                 preflight: "Scripted | Callable[[dict], HTTPReply] | None" = None):
+        super().__init__(script, latency)
+        self.models = models
+        self.served_model = served_model
+        self.system_fingerprint = system_fingerprint
+        self.headers = dict(headers or {})
+        self.structured = structured
+        self.preflight = preflight
+        self.preflights: list[dict] = []  # the pre-flight requests' bodies
+
     @property
     def base_url(self) -> str:
         return f"{self.root_url}/v1"
@@ -69,10 +107,45 @@ class FakeJudgeServer(FakeHTTPServer):
     def default_reply(self, request: dict, index: int) -> Scripted:
         return default_grader(request, index)
 
+    def _refusal_of(self, request: dict) -> HTTPReply | None:
+        """vLLM's answers to a model it does not serve, or to structured output it cannot do."""
+        if self.models is not None and request.get("model") not in {m.get("id") for m in self.models}:
+            return http_error(404, code=404, message=f"The model `{request.get('model')}` does not exist.")
+        if not self.structured and "response_format" in request:
+            return http_error(400, message="response_format json_schema is not supported by this server")
+        return None
+
+    def aside(self, request: dict, received: dict) -> HTTPReply | None:
+        if received.get("method") == "GET":
+            if received.get("path", "").rstrip("/").endswith("/v1/models") and self.models is not None:
+                return Scripted(json={"object": "list", "data": self.models})
+            return super().aside(request, received)
+        if not is_preflight(request):
+            return None
+        self.preflights.append(request)
+        refused = self._refusal_of(request)
+        if refused is not None:
+            return refused
+        if callable(self.preflight):
+            return self.preflight(request)
+        return self.preflight or json_score(0, "ready")
+
+    def _pick(self, request: dict, index: int) -> HTTPReply:
+        refused = self._refusal_of(request)
+        return refused if refused is not None else super()._pick(request, index)
+
+    def response_headers(self, request: dict, reply: HTTPReply) -> dict[str, str]:
+        return {**self.headers, **reply.headers}
+
     def render(self, request: dict, reply: HTTPReply) -> bytes:
         if reply.body is not None or reply.json is not None or not isinstance(reply, Scripted):
             return super().render(request, reply)
-        return json.dumps(self._completion(request, reply)).encode()
+        completion = self._completion(request, reply)
+        if self.served_model is not None:
+            completion["model"] = self.served_model
+        if self.system_fingerprint is not None:
+            completion["system_fingerprint"] = self.system_fingerprint
+        return json.dumps(completion).encode()
 
     @staticmethod
     def _completion(request: dict, reply: Scripted) -> dict:

@@ -8,7 +8,9 @@ parsed body, JSON or multipart form; ``received``: path and headers) and the lar
 so tests check retries, caching and concurrency bounds against real HTTP, with the real client code.
 
 Subclasses speak one API: they turn a :class:`Scripted` into a body (:meth:`FakeHTTPServer.render`) and say
-what an unscripted request gets.
+what an unscripted request gets. A request the script should not see (a ``GET``; a subclass's health or
+pre-flight check) is answered by :meth:`FakeHTTPServer.aside` and recorded in ``asides`` instead of ``requests``,
+and :meth:`FakeHTTPServer.response_headers` adds headers to every answer.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ class FakeHTTPServer:
         self.latency = latency  # added to every answer
         self.requests: list[dict] = []  # parsed bodies, in arrival order
         self.received: list[dict] = []  # {"path": ..., "headers": {...}} for each request, same order
+        self.asides: list[dict] = []  # requests answered outside the script: {"method", "path", "headers", "body"}
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
@@ -95,7 +98,11 @@ class FakeHTTPServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
                 request = parse_body(self.headers.get("Content-Type") or "", raw)
-                server._answer(self, request, {"path": self.path, "headers": dict(self.headers.items())})
+                server._answer(self, request, {"method": "POST", "path": self.path,
+                                               "headers": dict(self.headers.items())})
+
+            def do_GET(self) -> None:  # noqa: N802
+                server._answer(self, {}, {"method": "GET", "path": self.path, "headers": dict(self.headers.items())})
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True
@@ -117,6 +124,16 @@ class FakeHTTPServer:
     def default_reply(self, request: dict, index: int) -> Scripted:
         return Scripted(status=404, body=b'{"error": {"message": "nothing scripted for this request"}}')
 
+    def aside(self, request: dict, received: dict) -> Scripted | None:
+        """The answer to a request outside the script (None: the script answers it). Default: a GET is a 404."""
+        if received.get("method") == "GET":
+            return Scripted(status=404, body=b'{"error": {"message": "no such endpoint"}}')
+        return None
+
+    def response_headers(self, request: dict, reply: Scripted) -> dict[str, str]:
+        """Headers of an answer: the reply's own (subclasses add the server's)."""
+        return dict(reply.headers)
+
     def render(self, request: dict, reply: Scripted) -> bytes:
         """The body of ``reply`` to ``request``; subclasses build their API's replies from the other fields."""
         if reply.body is not None:
@@ -132,14 +149,18 @@ class FakeHTTPServer:
         return self.default_reply(request, index)
 
     def _answer(self, handler: BaseHTTPRequestHandler, request: dict, received: dict) -> None:
+        side = self.aside(request, received)
         with self._lock:
-            index = len(self.requests)
-            self.requests.append(request)
-            self.received.append(received)
+            if side is None:
+                index = len(self.requests)
+                self.requests.append(request)
+                self.received.append(received)
+            else:
+                self.asides.append({**received, "body": request})
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            reply = self._pick(request, index)
+            reply = side if side is not None else self._pick(request, index)
             self._stop.wait(self.latency + reply.delay)
             if reply.drop:
                 handler.close_connection = True
@@ -148,7 +169,7 @@ class FakeHTTPServer:
             handler.send_response(reply.status)
             handler.send_header("Content-Type", "application/json")
             handler.send_header("Content-Length", str(len(body)))
-            for name, value in reply.headers.items():
+            for name, value in self.response_headers(request, reply).items():
                 handler.send_header(name, value)
             handler.end_headers()
             if reply.cut_body:
