@@ -137,8 +137,10 @@ def test_gated_repo_names_licence_and_token(monkeypatch):
 
 
 def test_bad_specs_are_explained(tmp_path):
+    with pytest.raises(UnavailableError, match="no/such/thing/here: no such file or folder"):
+        DinoBackbone.from_pretrained("./no/such/thing/here")  # a path, not "not in the Hugging Face cache"
     with pytest.raises(UnavailableError, match="neither a local folder nor"):
-        DinoBackbone.from_pretrained("./no/such/thing/here")
+        DinoBackbone.from_pretrained("not a hub id")
     (tmp_path / "empty").mkdir()
     with pytest.raises(UnavailableError, match="no config.json"):
         DinoBackbone.from_pretrained(str(tmp_path / "empty"))

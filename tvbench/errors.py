@@ -51,6 +51,25 @@ class UnavailableError(TvbenchError):
     """A component is known but cannot be used here (missing optional dependency, weights unreachable)."""
 
 
+class WeightsUnavailable(UnavailableError):
+    """Hub weights that cannot be had here (not cached while offline, gated, unknown): says how to get them.
+
+    The code that looks for weights knows the hub id but not the option that named it, so ``option`` (e.g.
+    ``--set model=PATH``) is filled in by the layer that does: the command, or a method's check and set-up
+    (:func:`tvbench.methods.base.check_method`), before the message is shown.
+    """
+
+    def __init__(self, problem: str, *, spec: str, fix: str, local: str = "folder", option: str | None = None,
+                 note: str = ""):
+        super().__init__(problem)
+        self.problem, self.spec, self.fix, self.local, self.option, self.note = problem, spec, fix, local, option, note
+
+    def __str__(self) -> str:
+        where = f" with {self.option}" if self.option else ""
+        note = f"; {self.note}" if self.note else ""
+        return f"{self.problem}; {self.fix}, or pass a local {self.local}{where}{note}"
+
+
 class ConfigError(TvbenchError):
     """A command-line option or method setting is invalid."""
 

@@ -12,6 +12,7 @@ import difflib
 import importlib
 import importlib.util
 import logging
+import re
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, Generic, Iterable, TypeVar
@@ -22,9 +23,38 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
-def suggest(name: str, choices: Iterable[str]) -> str:
+def normalised(name: str) -> str:
+    """A spelling-insensitive form for did-you-mean: case, ``_``, spaces and ``-`` do not count."""
+    return re.sub(r"[\s_\-]+", "-", name.strip().lower())
+
+
+def _abbreviates(short: str, name: str) -> bool:
+    """``md`` for ``markdown``: the same first letter, then the rest of ``short`` in order within ``name``."""
+    if not 2 <= len(short) < len(name) or short[0] != name[0]:
+        return False
+    rest = iter(name[1:])
+    return all(letter in rest for letter in short[1:])
+
+
+def close_matches(name: str, choices: Iterable[str], n: int = 3, cutoff: float = 0.6, *,
+                  abbreviations: bool = True) -> list[str]:
+    """The choices ``name`` most likely meant: equal but for case and separators (``TPS-Warp``), close in
+    spelling (``sampel``), or (``abbreviations``) abbreviated (``md``); best first."""
+    by_form: dict[str, str] = {}
+    for choice in choices:
+        by_form.setdefault(normalised(choice), choice)
+    wanted = normalised(name)
+    if wanted in by_form:
+        return [by_form[wanted]]
+    close = difflib.get_close_matches(wanted, list(by_form), n=n, cutoff=cutoff)
+    if abbreviations:
+        close += [form for form in by_form if form not in close and _abbreviates(wanted, form)]
+    return [by_form[form] for form in close[:n]]
+
+
+def suggest(name: str, choices: Iterable[str], *, abbreviations: bool = True) -> str:
     """A ``"; did you mean ...?"`` suffix for error messages, or an empty string."""
-    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.6)
+    close = close_matches(name, choices, abbreviations=abbreviations)
     return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 

@@ -8,6 +8,10 @@ Layout of a run folder (``<out>/<run name>/``)::
                     from it)
     <case_id>.png   the edits
 
+The folder is made once the method has set up, so a method that cannot start leaves nothing behind; a folder
+whose run made no edit at all (every case failed) is replaced by the next run, whatever its options, without
+``--overwrite``: there is nothing to lose. Scoring leaves such a folder out (``tvbench.scoring.runs``).
+
 A case is done exactly when its image exists: images are written atomically, so a killed run never
 leaves a truncated image behind, and a rerun skips done cases and retries failed ones (refused ones only
 with ``retry=("failed", "refused")``). Shards pick cases by a hash of the case id, so any number of shard
@@ -32,8 +36,8 @@ from tvbench.errors import CaseError, ConfigError, ResultsError, one_line
 from tvbench.io import (PARTIAL_PREFIX, append_jsonl, atomic_save_png, atomic_write_json, config_hash, file_lock,
                         read_json_object, read_jsonl, remove_stale_partials, sha256_hex)
 from tvbench.device import release_memory
-from tvbench.methods import (EditResult, Method, Outcome, Runtime, case_seed, input_letters, restrict_case,
-                             setup_method)
+from tvbench.methods import (EditResult, Method, Outcome, Runtime, case_seed, check_method, input_letters,
+                             restrict_case, setup_method)
 from tvbench.threads import set_torch_threads
 from tvbench.progress import progress_bar, stderr
 from tvbench.provenance import environment, now
@@ -80,12 +84,26 @@ def select_cases(bench: Benchmark, ids: Sequence[str] | None = None, limit: int 
     if shard is not None:
         cases = [case for case in cases if shard.owns(case.id)]
     if limit is not None:
-        if limit < 0:
-            raise ConfigError("--limit must be >= 0")
+        check_limit(limit)
         cases = cases[:limit]
     if process is not None:
         cases = [case for case in cases if process.owns(case.id)]
     return cases
+
+
+def check_limit(limit: int | None) -> None:
+    """``--limit N`` edits the first N cases; 0 or less would edit nothing and look like success."""
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit {limit}: must be at least 1 (leave it out to run every case)")
+
+
+def check_retry(retry: Iterable[str]) -> set[str]:
+    """The statuses a rerun edits again: failed always, refused when asked."""
+    statuses = set(retry) | {"failed"}
+    unknown = statuses - {"failed", "refused"}
+    if unknown:
+        raise ConfigError(f"--retry {','.join(sorted(unknown))}: choose failed or refused")
+    return statuses
 
 
 @dataclass
@@ -118,6 +136,10 @@ def _difference(manifest: dict, identity: dict, key: str) -> str:
         if changed:
             return "options differ: " + ", ".join(changed)
     return f"{key}: {manifest.get(key)!r}, this run: {identity[key]!r}"
+
+
+def _compatible(manifest: dict, identity: dict) -> bool:
+    return all(manifest.get(key) == identity[key] for key in _IDENTITY_FIELDS)
 
 
 def _check_compatible(run_dir: Path, manifest: dict, identity: dict) -> None:
@@ -286,36 +308,22 @@ def run_method(method: Method, bench: Benchmark, out: Path, *, run_name: str | N
     if process is not None and process.count > 1 and overwrite:
         raise ConfigError("--overwrite under a multi-process launcher would let each process delete the others' "
                           "images; delete the run folder first, or run once without the launcher")
-    retry = set(retry) | {"failed"}
-    unknown = retry - {"failed", "refused"}
-    if unknown:
-        raise ConfigError(f"--retry {','.join(sorted(unknown))}: choose failed or refused")
+    retry = check_retry(retry)
     run_name = run_name or method.default_run_name()
     try:
         check_case_id(run_name)
     except CaseError:
         raise ConfigError(f"run name {run_name!r} is unsafe as a folder name; use letters, digits, '-', '_', '.'") \
             from None
+    check_method(method)  # files and options the method names, before any folder is made or model loaded
     method.runtime = method.resolve_runtime(runtime or Runtime())
     if method.runtime.threads is not None:
         set_torch_threads(method.runtime.threads)
-    run_dir = Path(out) / run_name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    identity = run_identity(method, bench, seed)
-    existing = read_manifest(run_dir)
-    if existing is not None and overwrite:
-        _clear_run(run_dir)
-        existing = None
-    if existing is not None:
-        _check_compatible(run_dir, existing, identity)
-    elif any(run_dir.glob("*.png")) and not overwrite:
-        raise ResultsError(f"{run_dir} holds images but no {MANIFEST}; pass --overwrite or choose another --out")
-    created = existing.get("created") if existing else None
-    remove_stale_partials(run_dir)
-    manifest = write_manifest(run_dir, identity, method, bench, run_name, created)
-    created = manifest["created"]
-
     selected = select_cases(bench, case_ids, limit, shard, process)
+    run_dir = Path(out) / run_name
+    identity = run_identity(method, bench, seed)
+    existing = _existing_run(run_dir, identity, overwrite)
+    created = existing.get("created") if existing else None
     last = _last_records(run_dir)
     todo = [case for case in selected if not (run_dir / f"{case.id}.png").is_file()
             and (last.get(case.id, {}).get("status") != "refused" or "refused" in retry)]
@@ -323,11 +331,16 @@ def run_method(method: Method, bench: Benchmark, out: Path, *, run_name: str | N
     todo_ids = {case.id for case in todo}
     report.refused_before = sum(1 for case in selected if case.id not in todo_ids
                                 and not (run_dir / f"{case.id}.png").is_file())
+    if not todo and not run_dir.is_dir():
+        return report  # nothing to edit here (another shard's or process's cases): no folder of no edits
     size = max(1, min(method.runtime.batch_size, method.max_batch_size))
     try:
+        if todo:
+            setup_method(method)  # before the folder exists: a method that cannot start leaves nothing behind
+        run_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(run_dir)
+        created = write_manifest(run_dir, identity, method, bench, run_name, created)["created"]
         with progress_bar(run_name, len(todo), enabled=progress) as bar:
-            if todo:
-                setup_method(method)
             for batch in batches(method, todo, size):
                 started = time.perf_counter()
                 results = _edit_batch(method, batch, seed)
@@ -340,8 +353,42 @@ def run_method(method: Method, bench: Benchmark, out: Path, *, run_name: str | N
             method.teardown()
         finally:
             release_memory()
-            write_manifest(run_dir, identity, method, bench, run_name, created)
+            if (run_dir / MANIFEST).is_file():
+                write_manifest(run_dir, identity, method, bench, run_name, created)
+            else:
+                _remove_if_empty(run_dir)
     return report
+
+
+def _existing_run(run_dir: Path, identity: dict, overwrite: bool) -> dict | None:
+    """The manifest of the run already in ``run_dir`` that this run continues, or None for a fresh start.
+
+    Another run's folder is cleared with ``overwrite``, and without asking when it holds no edit (its method
+    failed to start or failed every case: there is nothing to lose); one with edits is refused.
+    """
+    existing = read_manifest(run_dir)
+    if existing is not None and (overwrite or (not _has_images(run_dir) and not _compatible(existing, identity))):
+        _clear_run(run_dir)
+        return None
+    if existing is not None:
+        _check_compatible(run_dir, existing, identity)
+    elif _has_images(run_dir) and not overwrite:
+        raise ResultsError(f"{run_dir} holds images but no {MANIFEST}; pass --overwrite or choose another --out")
+    return existing
+
+
+def _remove_if_empty(run_dir: Path) -> None:
+    """Remove a run folder a failed start left empty (a cleared run of no edits), lock file aside."""
+    try:
+        if {path.name for path in run_dir.iterdir()} <= {MANIFEST_LOCK}:
+            (run_dir / MANIFEST_LOCK).unlink(missing_ok=True)
+            run_dir.rmdir()
+    except OSError:  # absent, or another process's files appeared meanwhile: leave it
+        pass
+
+
+def _has_images(run_dir: Path) -> bool:
+    return run_dir.is_dir() and any(run_dir.glob("*.png"))
 
 
 def _record(run_dir: Path, case: Case, result: EditResult | Exception, seconds: float, runtime: Runtime,

@@ -153,6 +153,11 @@ class ApiEditor(Method):
                 return value
         return None
 
+    def check(self) -> None:
+        """The key and the server address are in place, before any method of the run starts."""
+        self.api_key()
+        self.server()
+
     def setup(self) -> None:
         self._secret = self.api_key()
         self._stop.clear()

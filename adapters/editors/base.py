@@ -41,16 +41,19 @@ import dataclasses
 import importlib
 import io
 import json
+import os
 import time
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, ClassVar, Hashable, Iterator, Sequence
 
 from PIL import Image
 
 from tvbench.cases import Case
-from tvbench.errors import CaseError, ConfigError, UnavailableError, one_line
+from tvbench.errors import CaseError, ConfigError, UnavailableError, WeightsUnavailable, one_line
 from tvbench.methods.base import EditResult, Method, at_source_size, runtime_option
+from tvbench_adapters.editors.lora import check_lora_file
 from tvbench_adapters.editors.sizing import NATIVE_AREA, area_dimensions, check_area, working_area
 
 OFFLOAD_MODES = ("none", "model", "sequential")
@@ -112,6 +115,26 @@ class DiffusersEditor(Method):
 
     # ------------------------------------------------------------------------------------------ loading
 
+    def check(self) -> None:
+        """Before any pipeline loads: a local ``model`` folder exists and holds this pipeline, and every LoRA file
+        resolves to safetensors holding LoRA matrices (hub ids of the pipeline are looked up at set-up, where they
+        may download tens of gigabytes)."""
+        from tvbench.features.weights import require_existing
+
+        require_existing(self.model, self.weights_label())
+        if Path(os.path.expanduser(self.model)).exists():
+            self.resolve_model()
+        for option, spec, what in self.lora_files():
+            try:
+                check_lora_file(spec, what)
+            except WeightsUnavailable as exc:
+                exc.option = f"--set {option}=PATH"
+                raise
+
+    def lora_files(self) -> list[tuple[str, str, str]]:
+        """The LoRA files set-up will load, as (option that replaces it, spec, name in errors); checked first."""
+        return []
+
     def setup(self) -> None:
         """Load, configure and place the pipeline (failures become one line in :func:`setup_method`)."""
         pipe = self.load_pipeline()
@@ -119,14 +142,23 @@ class DiffusersEditor(Method):
         self.configure_pipeline(pipe)
         self.place_pipeline(pipe)
 
+    def weights_label(self) -> str:
+        return f"{self.pipeline_class} weights"
+
+    def resolve_model(self) -> Any:
+        """The folder ``model`` names (a hub id through the cache, else downloaded), checked to hold this pipeline."""
+        from tvbench.features.weights import resolve_weights
+
+        weights = resolve_weights(self.model, what=self.weights_label(), marker="model_index.json",
+                                  patterns=PIPELINE_PATTERNS, fingerprint=False)
+        self._check_folder(weights.path)
+        return weights
+
     def load_pipeline(self) -> Any:
         """``<pipeline_class>.from_pretrained`` on the resolved folder, in the run's dtype (still on the CPU)."""
         from tvbench.device import torch_dtype
-        from tvbench.features.weights import resolve_weights
 
-        weights = resolve_weights(self.model, what=f"{self.pipeline_class} weights", marker="model_index.json",
-                                  patterns=PIPELINE_PATTERNS, fingerprint=False)
-        self._check_folder(weights.path)
+        weights = self.resolve_model()
         import diffusers  # after the weights are found: a wrong path fails in a second, not after the import
 
         from tvbench.progress import silence_library_progress

@@ -49,6 +49,9 @@ class FluxKontext(DiffusersEditor):
     def prepare_image(self, source: Image.Image, working_size: tuple[int, int]) -> Image.Image:
         return source if source.size == working_size else source.resize(working_size, Image.LANCZOS)
 
+    def lora_files(self) -> list[tuple[str, str, str]]:
+        return [("lora", self.lora, "option lora")] if self.lora else []
+
     def configure_pipeline(self, pipe: Any) -> None:
         super().configure_pipeline(pipe)
         if self.lora:

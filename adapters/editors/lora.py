@@ -23,7 +23,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from tvbench.errors import ConfigError, UnavailableError
 
@@ -46,21 +46,25 @@ def resolve_lora_file(spec: str, what: str) -> Path:
     Hub files go through ``huggingface_hub.hf_hub_download``, which honours ``HF_HOME``, ``HF_TOKEN`` and
     ``HF_HUB_OFFLINE``.
     """
+    from tvbench.features.weights import require_existing
+
     path = Path(os.path.expanduser(spec))
     if path.is_file():
         return path
+    require_existing(spec, what)
     parts = spec.split("/")
     if path.is_absolute() or spec.startswith(".") or len(parts) < 3 or not all(parts):
         raise ConfigError(f"{what}: {spec} is not a file (give a .safetensors path, or org/name/file.safetensors "
                           "on the Hugging Face hub)")
     repo_id, filename = "/".join(parts[:2]), "/".join(parts[2:])
-    return Path(_hub_file(repo_id, filename, what))
+    return Path(_hub_file(spec, repo_id, filename, what))
 
 
-def _hub_file(repo_id: str, filename: str, what: str) -> str:
+def _hub_file(spec: str, repo_id: str, filename: str, what: str) -> str:
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, LocalEntryNotFoundError,
-                                        RepositoryNotFoundError)
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+
+    from tvbench.features.weights import download_command, hub_unavailable
 
     try:
         return hf_hub_download(repo_id, filename, local_files_only=True)
@@ -68,33 +72,49 @@ def _hub_file(repo_id: str, filename: str, what: str) -> str:
         pass  # not cached yet
     try:
         return hf_hub_download(repo_id, filename)
-    except GatedRepoError:
-        raise UnavailableError(f"{what}: {repo_id} is gated: accept its licence at https://huggingface.co/{repo_id} "
-                               "and set HF_TOKEN, or pass a local file") from None
-    except RepositoryNotFoundError:
-        raise UnavailableError(f"{what}: {repo_id} does not exist on the Hugging Face hub (or needs HF_TOKEN)") \
-            from None
     except LocalEntryNotFoundError as exc:  # first: it subclasses EntryNotFoundError
-        raise UnavailableError(_not_cached(what, repo_id, filename, exc)) from None
+        raise hub_unavailable(exc, what=what, spec=spec, repo_id=repo_id, local="file",
+                              download=download_command(repo_id, filename=filename)) from None
     except EntryNotFoundError:
         raise UnavailableError(f"{what}: {repo_id} has no file {filename}") from None
     except (OSError, ValueError) as exc:
-        raise UnavailableError(_not_cached(what, repo_id, filename, exc)) from None
+        raise hub_unavailable(exc, what=what, spec=spec, repo_id=repo_id, local="file",
+                              download=download_command(repo_id, filename=filename)) from None
 
 
-def _not_cached(what: str, repo_id: str, filename: str, exc: BaseException) -> str:
-    offline = "HF_HUB_OFFLINE is set and " if os.environ.get("HF_HUB_OFFLINE") else ""
-    return (f"{what}: {repo_id}/{filename} is not in the Hugging Face cache (HF_HOME) and {offline}the hub cannot "
-            f"be reached ({type(exc).__name__}); download it once online, or pass a local file")
+def check_lora_file(spec: str, what: str) -> Path:
+    """Resolve a LoRA file and read only its header: safetensors naming LoRA matrices (before any model loads)."""
+    from safetensors import SafetensorError, safe_open
 
+    path = resolve_lora_file(spec, what)
+    _require_safetensors(path, what)
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            keys = list(handle.keys())
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ConfigError(f"{what}: cannot read {path} ({str(exc).splitlines()[0]})") from None
+    _require_lora_matrices(path, keys, what)
+    return path
+
+
+def _require_safetensors(path: Path, what: str) -> None:
+    if path.suffix != ".safetensors":
+        raise ConfigError(f"{what}: {path} is not a .safetensors file (pickled LoRA files are not loaded)")
+
+
+def _require_lora_matrices(path: Path, keys: Iterable[str], what: str) -> int:
+    """How many modules the file adapts; none is refused."""
+    expected = len(file_modules(keys))
+    if expected == 0:
+        raise ConfigError(f"{what}: {path.name} holds no LoRA matrices (no *.lora_A/lora_down weights)")
+    return expected
 
 
 def read_state_dict(path: Path, what: str) -> dict[str, Any]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    if path.suffix != ".safetensors":
-        raise ConfigError(f"{what}: {path} is not a .safetensors file (pickled LoRA files are not loaded)")
+    _require_safetensors(path, what)
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
@@ -117,9 +137,9 @@ def normalise_keys(state_dict: dict[str, Any], children: set[str]) -> tuple[dict
     return state_dict, "other"
 
 
-def file_modules(state_dict: dict[str, Any]) -> set[str]:
-    """The modules a LoRA file adapts (one per down/A matrix)."""
-    return {match.group("module") for key in state_dict if (match := _DOWN.match(key))}
+def file_modules(keys: Iterable[str]) -> set[str]:
+    """The modules a LoRA file adapts (one per down/A matrix), from its tensor names (or its state dict)."""
+    return {match.group("module") for key in keys if (match := _DOWN.match(key))}
 
 
 def adapter_layers(transformer: Any, adapter: str) -> tuple[int, bool]:
@@ -141,9 +161,7 @@ def load_lora(pipe: Any, spec: str, *, adapter: str, what: str) -> LoadedLora:
     raw = read_state_dict(path, what)
     children = {name for name, _ in pipe.transformer.named_children()}
     state_dict, layout = normalise_keys(raw, children)
-    expected = len(file_modules(raw))
-    if expected == 0:
-        raise ConfigError(f"{what}: {path.name} holds no LoRA matrices (no *.lora_A/lora_down weights)")
+    expected = _require_lora_matrices(path, raw, what)
     try:
         pipe.load_lora_weights(state_dict, adapter_name=adapter)
     except (ValueError, KeyError, RuntimeError) as exc:

@@ -100,6 +100,10 @@ class QwenImageEdit(DiffusersEditor):
             return self.true_cfg_scale
         return LIGHTNING_TRUE_CFG if self.lightning else self.card_true_cfg
 
+    def lora_files(self) -> list[tuple[str, str, str]]:
+        return ([("lightning_lora", self.lightning_lora or self.lightning_file, "lightning LoRA")] if self.lightning
+                else []) + ([("lora", self.lora, "option lora")] if self.lora else [])
+
     def configure_pipeline(self, pipe: Any) -> None:
         super().configure_pipeline(pipe)
         has_zero_cond_t = bool(getattr(pipe.transformer.config, "zero_cond_t", False))

@@ -29,7 +29,7 @@ import torch
 
 from tvbench.errors import ConfigError
 from tvbench_adapters.tvedit.controller import TVEditController, build_controller
-from tvbench_adapters.tvedit.spec import ControllerSpec
+from tvbench_adapters.tvedit.spec import CONTROLLER_LABEL, ControllerSpec
 
 PARTS = ("point_encoder", "casc")
 FORMAT = "tvbench-tvedit-controller"
@@ -79,25 +79,41 @@ def read_official(path: str | Path) -> tuple[StateDicts, list[str]]:
     return dicts, extra
 
 
-def read_safetensors(path: str | Path) -> tuple[StateDicts, ControllerSpec | None]:
-    """Our file: the two dicts (split on the first dot) and the spec from its metadata, when present."""
-    from safetensors import safe_open
+def read_safetensors_header(path: str | Path) -> tuple[list[str], ControllerSpec | None]:
+    """Our file's tensor names, each under point_encoder or casc, and the spec from its metadata when present; reads
+    the header only."""
+    from safetensors import SafetensorError, safe_open
 
     path = Path(path)
-    dicts: StateDicts = {part: {} for part in PARTS}
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = handle.metadata() or {}
-        for key in handle.keys():
-            part, _, name = key.partition(".")
-            if part not in dicts or not name:
-                raise CheckpointError(f"{path}: tensor {key!r} belongs to neither point_encoder nor casc")
-            dicts[part][name] = handle.get_tensor(key)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            keys = list(handle.keys())
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: unreadable safetensors header ({str(exc).strip()[:200]})") from None
+    for key in keys:
+        part, _, name = key.partition(".")
+        if part not in PARTS or not name:
+            raise CheckpointError(f"{path}: tensor {key!r} belongs to neither point_encoder nor casc")
     spec = None
     if "spec" in metadata:
         try:
             spec = ControllerSpec.from_dict(json.loads(metadata["spec"]))
         except (ValueError, TypeError, ConfigError) as exc:
             raise CheckpointError(f"{path}: unreadable controller spec in the metadata ({exc})") from None
+    return keys, spec
+
+
+def read_safetensors(path: str | Path) -> tuple[StateDicts, ControllerSpec | None]:
+    """Our file: the two dicts (split on the first dot) and the spec from its metadata, when present."""
+    from safetensors import safe_open
+
+    keys, spec = read_safetensors_header(path)
+    dicts: StateDicts = {part: {} for part in PARTS}
+    with safe_open(str(path), framework="pt") as handle:
+        for key in keys:
+            part, _, name = key.partition(".")
+            dicts[part][name] = handle.get_tensor(key)
     return dicts, spec
 
 
@@ -207,6 +223,20 @@ def load_controller(ref: str | Path, transformer: Any, *, dtype: torch.dtype | N
     return controller.to(dtype=dtype) if dtype is not None else controller
 
 
+def check_controller(ref: str | Path, backbone: str) -> Path:
+    """The controller's file, found and its layout read without building anything (our file: the header, whose spec
+    must be for ``backbone``; the official pickle: its two dicts), so a bad ``controller=`` fails before the
+    backbone loads. What needs the backbone's transformer (the exact shapes) is checked when loading."""
+    path = resolve_controller(ref)
+    if not _is_safetensors(path):
+        read_official(path)
+        return path
+    _, spec = read_safetensors_header(path)
+    if spec is not None and spec.backbone != backbone:
+        raise CheckpointError(f"{path}: a controller for the {spec.backbone} backbone, not {backbone}")
+    return path
+
+
 def resolve_controller(ref: str | Path) -> Path:
     """A local weights file for a controller reference: file, folder, or hub id ``org/name[@revision]`` (through
     the HF cache first, then the hub, as every tvbench weight: ``tvbench.features.weights``)."""
@@ -218,7 +248,7 @@ def resolve_controller(ref: str | Path) -> Path:
     if path.is_dir():
         return _weights_in_folder(path)
     patterns = [f"*{suffix}" for suffix in WEIGHT_SUFFIXES] + ["*.json"]
-    weights = resolve_weights(str(ref), what="TV-Edit controller", patterns=patterns, fingerprint=False)
+    weights = resolve_weights(str(ref), what=CONTROLLER_LABEL, patterns=patterns, fingerprint=False)
     return _weights_in_folder(weights.path)
 
 

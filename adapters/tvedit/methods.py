@@ -1,7 +1,8 @@
 """``tvedit-qwen`` and ``tvedit-kontext``: the diffusers editors with the TV-Edit controller attached.
 
 Both subclass the instruction editors (``tvbench_adapters.editors``) through their extension points: the
-controller is loaded after the pipeline (``configure_pipeline``), follows it to the device, runs from a
+controller is found and its layout read before any backbone loads (``check``), loaded after the pipeline
+(``configure_pipeline``), follows it to the device, runs from a
 forward pre-hook on the transformer (:class:`~.attach.ControllerHook`) and gets each call's drag points in
 ``calling``. Inputs: image, instruction and points (Table 1's T+I).
 
@@ -70,7 +71,7 @@ from tvbench_adapters.editors.base import EditRequest
 from tvbench_adapters.editors.kontext import FluxKontext
 from tvbench_adapters.editors.qwen import LIGHTNING_STEPS, LIGHTNING_TRUE_CFG, QwenImageEdit
 from tvbench_adapters.tvedit.points import RESIZE_MODES, pipeline_filter, resize_image
-from tvbench_adapters.tvedit.spec import DEFAULT_BLOCKS, DEFAULT_INJECTIONS
+from tvbench_adapters.tvedit.spec import CONTROLLER_LABEL, DEFAULT_BLOCKS, DEFAULT_INJECTIONS
 
 RANDOM = "random"
 PRESETS = ("readme", "demo")  # tvedit-qwen's guidance settings (module docstring)
@@ -121,6 +122,7 @@ class TVEditMixin:
     # True: the pipeline picks its working size from the image it is given (Qwen-Image-Edit's
     # calculate_dimensions), so in keep mode the source goes in unchanged and the pipeline resizes it.
     pipeline_sizes_source: ClassVar[bool] = False
+    backbone: ClassVar[str] = ""  # qwen | kontext: the backbone a controller file must be built for
 
     def _check_tvedit_options(self) -> None:
         if not self.controller.strip():
@@ -130,6 +132,19 @@ class TVEditMixin:
             raise ConfigError(f"method {self.name!r}: resize={self.resize!r}; choose squash (official) or keep")
         if self.controller == RANDOM and (self.blocks < 1 or self.injections < 1):
             raise ConfigError(f"method {self.name!r}: blocks and injections must be at least 1")
+
+    def check(self) -> None:
+        """The editor's checks, then the controller: found (file, folder or hub id) and its layout read (our file's
+        header, or the official pickle's two dicts), for this backbone, all before the backbone loads."""
+        super().check()  # type: ignore[misc]
+        if self.controller == RANDOM:
+            return
+        from tvbench.features.weights import require_existing
+
+        require_existing(self.controller, CONTROLLER_LABEL)  # a mistyped path fails before torch is even imported
+        from tvbench_adapters.tvedit.checkpoint import check_controller
+
+        check_controller(self.controller, self.backbone)
 
     def configure_pipeline(self, pipe: Any) -> None:
         super().configure_pipeline(pipe)  # type: ignore[misc]
@@ -227,6 +242,7 @@ class TVEditQwen(TVEditMixin, QwenImageEdit):
     ``preset=demo``: the authors' demo call (no negative prompt, hence no true CFG)."""
 
     name = "tvedit-qwen"
+    backbone = "qwen"
     summary = "TV-Edit controller on Qwen-Image-Edit: instruction + drag points (the paper's method)"
     inputs = frozenset({"image", "instruction", "points"})
     version = "2"  # 2: resize=keep resizes with the official filter (bicubic), no longer the pipeline's Lanczos
@@ -306,6 +322,7 @@ class TVEditKontext(TVEditMixin, FluxKontext):
     """TV-Edit on FLUX.1 Kontext [dev]: the editor's 28 steps and guidance 2.5; our controller design."""
 
     name = "tvedit-kontext"
+    backbone = "kontext"
     summary = ("TV-Edit controller on FLUX.1 Kontext [dev]: instruction + drag points; weights under the FLUX.1 "
                "[dev] Non-Commercial License")
     inputs = frozenset({"image", "instruction", "points"})

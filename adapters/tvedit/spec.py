@@ -26,6 +26,7 @@ from typing import Any, Mapping
 from tvbench.errors import ConfigError
 
 BACKBONES = ("qwen", "kontext")
+CONTROLLER_LABEL = "TV-Edit controller"  # how errors name the controller= weights
 BACKBONE_CLASSES = {"QwenImageTransformer2DModel": "qwen", "FluxTransformer2DModel": "kontext"}
 CONFIG_FILES = {"qwen": "qwen-image-edit.json", "kontext": "flux-kontext.json"}
 

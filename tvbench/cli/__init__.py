@@ -1,4 +1,4 @@
-"""The ``tvbench`` command line: run -> score -> report, plus gate, ls, validate and data.
+"""The ``tvbench`` command line: run -> score -> report, plus gate, ls, validate, data and judge.
 
 Every command is a thin layer over the library. Usage mistakes print click's usage message and exit 2, as do
 errors a user can fix (one line); a run or a gate that found failures exits 1; Ctrl-C exits 130 and says that
@@ -14,8 +14,8 @@ import sys
 import typer
 
 # Each module registers its commands on `app`, in the order `tvbench --help` lists them.
-from tvbench.cli import run, score, report, reproduce, compare, listing, data, tvedit, train  # noqa: F401
-from tvbench.cli.app import app, say
+from tvbench.cli import run, score, report, reproduce, compare, listing, data, tvedit, train, judge  # noqa: F401
+from tvbench.cli.app import app, plain_metavars, say
 from tvbench.errors import TvbenchError, one_line
 
 # typer >= 0.20 raises the exceptions of its own copy of click (typer._click), older typer those of click itself;
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     The command is parsed and invoked here rather than through typer's own ``main``, which turns Ctrl-C into a
     silent exit 130 before this function could say that a rerun resumes.
     """
-    command = typer.main.get_command(app)
+    command = plain_metavars(typer.main.get_command(app))
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         with command.make_context("tvbench", args) as ctx:

@@ -9,13 +9,16 @@ Help is rendered as plain click text (``rich_markup_mode=None``): rich markup wo
 
 from __future__ import annotations
 
-from typing import Optional
+import typing
+from pathlib import Path
+from typing import Any, Optional, Sequence
 
 import typer
 from rich.console import Console
 
 from tvbench import __version__
 from tvbench.errors import ConfigError
+from tvbench.registry import suggest
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Benchmark and evaluation harness for text-vision co-instructed image editing (TV-Edit-Bench).")
@@ -40,6 +43,36 @@ def _print_version(value: bool) -> None:
 def _root(version: Optional[bool] = typer.Option(None, "--version", is_eager=True, callback=_print_version,
                                                  help="Print the tvbench version and exit.")) -> None:
     """Options that apply before any command (``--version``)."""
+
+
+_METAVARS = {int: "INTEGER", float: "FLOAT", Path: "PATH"}  # click's own names; anything else is TEXT
+
+
+def plain_metavars(command: Any) -> Any:
+    """``--help`` in click's words: typer >= 0.2x prints Python's type names (``<str>``, ``<list[Path]>``), so every
+    option without a metavar gets click's name for its value (``TEXT``, ``INTEGER``, ``PATH``) and an argument shows
+    its name alone (``RESULTS``). Returns ``command``."""
+    for param in command.params:
+        descriptor = getattr(param, "type_descriptor", None)  # only the typer versions that print type names
+        if descriptor is None or getattr(param, "is_flag", False):
+            continue
+        if param.param_type_name == "argument":
+            param.metavar = param.metavar or param.name.upper()
+            param.display_type_rich = lambda ctx: None  # the name column already says what goes there
+        elif param.metavar is None:
+            annotation = descriptor.annotation
+            element = typing.get_args(annotation)[0] if typing.get_origin(annotation) is list else annotation
+            param.metavar = _METAVARS.get(element, "TEXT")
+    for sub in getattr(command, "commands", {}).values():
+        plain_metavars(sub)
+    return command
+
+
+def check_choice(option: str, value: str, choices: Sequence[str]) -> str:
+    """``value`` when it is one of ``choices``; else one line with what it most likely meant (``md``: markdown)."""
+    if value not in choices:
+        raise ConfigError(f"{option} {value!r}{suggest(value, choices)} (choose one of {', '.join(choices)})")
+    return value
 
 
 def _split(text: str | None) -> list[str]:

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from tvbench.cli.app import _split, app
+from tvbench.cli.app import _split, app, check_choice
 
 FORMATS = ("markdown", "csv", "json")
 
@@ -27,17 +27,17 @@ def compare(
 ) -> None:
     """Paired comparison of two methods on the cases both have: difference of the headline statistics with its
     paired-bootstrap interval, Wilcoxon signed-rank p-value, Holm-corrected across metrics."""
-    from tvbench.analysis.compare import compare_results, render_comparison
-    from tvbench.analysis.paired import Settings
     from tvbench.errors import ConfigError
 
     names = _split(methods)
     if len(names) != 2 or names[0] == names[1]:
         raise ConfigError(f"--methods {methods!r}: name two different methods, e.g. --methods tps-warp,identity")
-    if fmt not in FORMATS:
-        raise ConfigError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    check_choice("--format", fmt, FORMATS)
     if not 0.0 < alpha < 1.0:
         raise ConfigError(f"--alpha {alpha}: must lie strictly between 0 and 1")
+    from tvbench.analysis.compare import compare_results, render_comparison
+    from tvbench.analysis.paired import Settings
+
     table = compare_results(results, names[0], names[1], _split(metrics) or None,
                             Settings(ci, bootstrap, ci_method, seed, alpha))
     sys.stdout.write(render_comparison(table, fmt))

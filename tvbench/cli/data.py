@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from tvbench.cli.app import data_app, say
+from tvbench.cli.app import check_choice, data_app, say
 from tvbench.errors import ConfigError, TvbenchError
 
 
@@ -21,15 +21,14 @@ def export(
     """Write a benchmark in the folder format or as a Hugging Face dataset."""
     from tvbench.cases import load_benchmark, write_folder, write_hf
 
+    check_choice("--format", fmt, ("folder", "hf"))
     benchmark = load_benchmark(bench)
     if fmt == "folder":
         write_folder(benchmark, out, overwrite=overwrite, progress=True)
-    elif fmt == "hf":
+    else:
         if out.exists() and any(out.iterdir()) and not overwrite:
             raise TvbenchError(f"{out}: not empty; pass --overwrite to replace it")
         write_hf(benchmark, out, progress=True)
-    else:
-        raise ConfigError(f"--format {fmt!r}: choose folder or hf")
     say(f"wrote {len(benchmark)} cases to {out} ({fmt}), hash {benchmark.hash}")
 
 

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from tvbench.cli.app import app, console, say
+from tvbench.cli.app import app, check_choice, console, say
 
 
 @app.command(short_help="Print or write the leaderboard.")
@@ -36,8 +36,9 @@ def report(
 ) -> None:
     """Print the leaderboard (best in bold, second underlined, intervals, ties, coverage where partial)."""
     from tvbench.io import atomic_write_text
-    from tvbench.report import build_leaderboard, load_summary, render
+    from tvbench.report import RENDERERS, build_leaderboard, load_summary, render
 
+    check_choice("--format", fmt, list(RENDERERS))
     published = None
     if reference is not None:
         from tvbench.reference import load_reference

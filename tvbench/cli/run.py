@@ -39,13 +39,21 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Edit every case of a benchmark with a method. Resumable: a rerun skips finished cases."""
-    from tvbench.cases import load_benchmark
-    from tvbench.device import dtype_name, resolve_device
-    from tvbench.launch import launcher_process
-    from tvbench.methods import Runtime, create_method
-    from tvbench.runner import Shard, run_method
+    from tvbench.cases.loaders import check_benchmark_spec
+    from tvbench.device import dtype_name
+    from tvbench.runner import Shard, check_limit, check_retry
     from tvbench.threads import resolve_threads
 
+    # Every argument is checked before anything heavy is imported or loaded: a typo costs a fraction of a second.
+    dtype = dtype_name(dtype) if dtype else None
+    check_limit(limit)
+    if batch_size < 1:
+        raise ConfigError("--batch-size must be at least 1")
+    statuses = sorted(check_retry(_split(retry)))
+    shards = Shard.parse(shard) if shard else None
+    threads_count = resolve_threads(threads).count
+    check_benchmark_spec(bench)
+    options = _parse_settings(settings)
     names = _split(method)
     if method_specs:
         from tvbench.methods import METHODS
@@ -57,21 +65,27 @@ def run(
         raise ConfigError("--method is required (or --method-spec FILE)")
     if run_name and len(names) > 1:
         raise ConfigError("--run-name needs a single --method")
-    if batch_size < 1:
-        raise ConfigError("--batch-size must be at least 1")
-    options = _parse_settings(settings)
-    process = launcher_process()  # torchrun / accelerate launch: this process's share of the cases
+    from tvbench.methods import Runtime, check_method, create_method
+
     methods = [create_method(name, options) for name in names]  # fail on bad options before any work
+    for m in methods:
+        check_method(m)  # the files their options name, before any backbone of any of them loads
+    from tvbench.cases import load_benchmark
+    from tvbench.device import resolve_device
+    from tvbench.launch import launcher_process
+    from tvbench.runner import run_method
+
+    process = launcher_process()  # torchrun / accelerate launch: this process's share of the cases
     local = any(m.uses_device for m in methods) or device.strip().lower() != "auto"
-    runtime = Runtime(device=resolve_device(device) if local else "cpu", dtype=dtype_name(dtype) if dtype else None,
-                      batch_size=batch_size, threads=resolve_threads(threads).count)
+    runtime = Runtime(device=resolve_device(device) if local else "cpu", dtype=dtype, batch_size=batch_size,
+                      threads=threads_count)
     benchmark = load_benchmark(bench, progress=not quiet)
     failed = 0
     while methods:  # one method at a time: run it, tear it down, drop it, then load the next
         m = methods.pop(0)
         report = run_method(m, benchmark, out, run_name=run_name, seed=seed, case_ids=_split(cases) or None,
-                            limit=limit, shard=Shard.parse(shard) if shard else None, overwrite=overwrite,
-                            progress=not quiet, runtime=runtime, retry=_split(retry), process=process)
+                            limit=limit, shard=shards, overwrite=overwrite, progress=not quiet, runtime=runtime,
+                            retry=statuses, process=process)
         del m
         failed += len(report.failed)
         refused = len(report.refused) + report.refused_before

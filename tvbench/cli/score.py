@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from tvbench.cli.app import _split, app, say
-from tvbench.errors import ConfigError
+from tvbench.errors import ConfigError, WeightsUnavailable
+
+if TYPE_CHECKING:
+    from tvbench.scoring import ScoringConfig
 
 
 @app.command(short_help="Score edits with the TV-Edit-Bench metrics.")
@@ -57,6 +60,15 @@ def score(
     judge_price_out: Optional[float] = typer.Option(None, help="Judge: USD per million completion tokens."),
     judge_cache: Optional[Path] = typer.Option(None, help="Judge: reply cache (default RESULTS/judge.cache.sqlite)."),
     judge_coverage_threshold: float = typer.Option(0.95, help="Judge: flag aggregates below this coverage."),
+    judge_preflight: bool = typer.Option(True, "--judge-preflight/--no-judge-preflight",
+                                         help="Judge: one check request (server, model, structured output) before "
+                                              "the first real one."),
+    judge_max_errors: Optional[str] = typer.Option(None, metavar="N|FRACTION",
+                                                   help="Judge: stop the phase after more than N failed judgments, "
+                                                        "or a fraction (0.1) of its judgments (default: no limit)."),
+    judge_allow_paid: bool = typer.Option(False, "--judge-allow-paid", envvar="TVBENCH_JUDGE_ALLOW_PAID",
+                                          help="Judge: allow a server that is not local (localhost, 127.0.0.1, "
+                                               "::1); it may bill every request."),
     # --- end judge ---
 ) -> None:
     """Score every method folder with the TV-Edit-Bench metrics; writes scores.jsonl and summary.json.
@@ -82,20 +94,29 @@ def score(
     from tvbench.analysis.bootstrap import check_settings
 
     check_settings(ci, bootstrap, ci_method)  # before any network loads
-    from tvbench.judge.config import JudgeConfig  # judge metrics (tvbench/judge/)
+    from tvbench.judge.config import JudgeConfig, parse_max_errors  # judge metrics (tvbench/judge/)
 
     config.judge = JudgeConfig(
         base_url=judge_base_url, model=judge_model, concurrency=judge_concurrency, rpm=judge_rpm,
         repeats=judge_repeats, temperature=judge_temperature, top_p=judge_top_p, max_tokens=judge_max_tokens,
         seed=judge_seed, structured=judge_structured, timeout_s=judge_timeout, max_attempts=judge_max_attempts,
         price_in=judge_price_in, price_out=judge_price_out, cache_path=str(judge_cache) if judge_cache else None,
-        coverage_threshold=judge_coverage_threshold)
+        coverage_threshold=judge_coverage_threshold, preflight=judge_preflight,
+        max_errors=parse_max_errors(judge_max_errors), allow_paid=judge_allow_paid)
+    if _judged(config.metrics):  # a paid server is refused now, not after the image metrics
+        config.judge.resolved().check_paid()
     if judge_repeats > 1 and judge_temperature == 0:
         say("note: --judge-repeats at --judge-temperature 0 asks one deterministic question several times")
-    summary = score_results(results, config, bench_spec=bench, progress=not quiet, wait=wait, on_wait=say)
+    try:
+        summary = score_results(results, config, bench_spec=bench, progress=not quiet, wait=wait, on_wait=say)
+    except WeightsUnavailable as exc:
+        raise _with_weights_option(exc, config) from None
     for method, info in summary["methods"].items():
         for name in info.get("unmatched_files", []):
             say(f"warning: {method}: not named after a case of the benchmark, not scored: {name}")
+    if summary.get("without_edits"):
+        say(f"note: no edits, not scored or ranked: {', '.join(summary['without_edits'])} (the run failed; its "
+            "manifest.json says why)")
     errors = _error_rows(results / SCORES_FILE)
     say(f"wrote {results / SCORES_FILE} and {results / SUMMARY_FILE}; `tvbench report {results}` shows the "
         "leaderboard")
@@ -107,6 +128,29 @@ def score(
             f"{judge_run['failed_requests']} failed (rerun to retry them)")
     if errors:
         raise typer.Exit(1)
+
+
+def _with_weights_option(exc: WeightsUnavailable, config: ScoringConfig) -> WeightsUnavailable:
+    """Name the option that takes a local copy of the network that could not be had, and --smoke."""
+    options = {config.backbone: "--backbone PATH", config.dift_model: "--dift-model PATH"}
+    exc.option = exc.option or options.get(exc.spec)
+    exc.note = "; ".join(filter(None, [exc.note, "or --smoke: random-weight networks, an offline check of the "
+                                                 "pipeline, not paper numbers"]))
+    return exc
+
+
+def _judged(names: list[str] | None) -> bool:
+    """Whether any of the metrics named is a judge metric (an unknown name is left to the scorer to report)."""
+    from tvbench.errors import TvbenchError
+    from tvbench.metrics import get_metric
+
+    for name in names or []:
+        try:
+            if "judge" in get_metric(name).models:
+                return True
+        except TvbenchError:
+            continue
+    return False
 
 
 def _error_rows(scores: Path, shown: int = 10) -> int:

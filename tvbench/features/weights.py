@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from tvbench.errors import UnavailableError
+from tvbench.errors import UnavailableError, WeightsUnavailable
+from tvbench.settings import hf_offline
 
 WEIGHT_PATTERNS = ["*.json", "*.safetensors"]
 
@@ -37,6 +39,61 @@ def looks_like_hub_id(spec: str) -> bool:
     name, _ = split_revision(spec)
     parts = name.split("/")
     return len(parts) == 2 and all(parts) and not Path(name).exists() and not name.startswith((".", "/", "~"))
+
+
+def looks_like_path(spec: str) -> bool:
+    """Whether ``spec`` names a file or folder rather than a hub id: it starts with ``.``, ``/`` or ``~``, is
+    absolute, or its parent folder exists (``models/qwen`` where ``models/`` is). A missing one is then a typo to
+    report as such, not a hub id to look for in the cache."""
+    path = Path(os.path.expanduser(spec))
+    if spec.startswith((".", "/", "~")) or path.is_absolute():
+        return True
+    return path.parent != Path(".") and path.parent.is_dir()
+
+
+def require_existing(spec: str, what: str) -> None:
+    """Refuse a path-like ``spec`` that does not exist, in the words of a typo rather than of a hub lookup."""
+    if looks_like_path(spec) and not Path(os.path.expanduser(spec)).exists():
+        raise UnavailableError(f"{what} {spec}: no such file or folder")
+
+
+def download_command(repo_id: str, *, revision: str | None = None, patterns: Sequence[str] = (),
+                     filename: str | None = None) -> str:
+    """The ``hf download`` command (huggingface_hub's CLI) that puts exactly these files into the cache tvbench
+    reads, so an error can say what to type."""
+    words = ["hf", "download", repo_id]
+    if filename:
+        words.append(filename)
+    if revision:
+        words += ["--revision", revision]
+    for pattern in patterns:
+        words += ["--include", pattern]
+    return shlex.join(words)
+
+
+def hub_unavailable(exc: BaseException, *, what: str, spec: str, repo_id: str, download: str,
+                    local: str = "folder") -> WeightsUnavailable:
+    """The one-line error for hub weights that cannot be had here (gated, unknown, not cached while offline),
+    shared by whole repositories (:func:`resolve_weights`) and single files (LoRA files)."""
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
+
+    if isinstance(exc, GatedRepoError):
+        return WeightsUnavailable(f"{what} {repo_id} is gated", spec=spec, local=local,
+                                  fix=f"accept its licence at https://huggingface.co/{repo_id} and set HF_TOKEN (or "
+                                      "`hf auth login`)")
+    if isinstance(exc, RepositoryNotFoundError):
+        return WeightsUnavailable(f"{what} {repo_id} does not exist on the Hugging Face hub (or needs HF_TOKEN)",
+                                  spec=spec, local=local, fix="check the id")
+    if isinstance(exc, RevisionNotFoundError):
+        return WeightsUnavailable(f"{what} {repo_id} has no revision {split_revision(spec)[1]!r}", spec=spec,
+                                  local=local, fix="check the revision after '@'")
+    if hf_offline():
+        return WeightsUnavailable(f"{what} {spec} is not in the Hugging Face cache (HF_HOME) and HF_HUB_OFFLINE is set",
+                                  spec=spec, local=local,
+                                  fix=f"download it once online, without HF_HUB_OFFLINE, with `{download}`")
+    return WeightsUnavailable(f"{what} {spec} is not in the Hugging Face cache (HF_HOME) and the hub cannot be reached "
+                              f"({type(exc).__name__})", spec=spec, local=local,
+                              fix=f"download it once online with `{download}`")
 
 
 def _weight_files(path: Path, recursive: bool) -> list[Path]:
@@ -81,33 +138,25 @@ def resolve_weights(spec: str, what: str = "model", *, marker: str = "config.jso
                                    "timm's save_for_hf)")
         revision = folder_revision(path, recursive="/" in marker) if fingerprint else "local"
         return LocalWeights(path, spec, revision)
+    require_existing(spec, what)
     if not looks_like_hub_id(spec):
         raise UnavailableError(f"{what} {spec!r} is neither a local folder nor a Hugging Face id (org/name)")
     repo_id, revision = split_revision(spec)
-    folder = _download(repo_id, revision, what, list(patterns))
+    folder = _download(spec, what, list(patterns))
     return LocalWeights(Path(folder), repo_id, Path(folder).name)
 
 
-def _download(repo_id: str, revision: str | None, what: str, patterns: list[str] = WEIGHT_PATTERNS) -> str:
+def _download(spec: str, what: str, patterns: list[str] = WEIGHT_PATTERNS) -> str:
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import (GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError,
-                                        RevisionNotFoundError)
+    from huggingface_hub.errors import LocalEntryNotFoundError
 
+    repo_id, revision = split_revision(spec)
     try:
         return snapshot_download(repo_id, revision=revision, allow_patterns=patterns, local_files_only=True)
     except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
         pass  # not cached yet
     try:
         return snapshot_download(repo_id, revision=revision, allow_patterns=patterns)
-    except GatedRepoError:
-        raise UnavailableError(f"{what} {repo_id} is gated: accept its licence at https://huggingface.co/{repo_id} "
-                               "and set HF_TOKEN (or `hf auth login`), or pass a local folder") from None
-    except RepositoryNotFoundError:
-        raise UnavailableError(f"{what} {repo_id} does not exist on the Hugging Face hub (or needs HF_TOKEN)") from None
-    except RevisionNotFoundError:
-        raise UnavailableError(f"{what} {repo_id} has no revision {revision!r}") from None
-    except (LocalEntryNotFoundError, OSError, ValueError) as exc:
-        offline = "HF_HUB_OFFLINE is set and " if os.environ.get("HF_HUB_OFFLINE") else ""
-        raise UnavailableError(f"{what} {repo_id} is not in the Hugging Face cache (HF_HOME) and {offline}the hub "
-                               f"cannot be reached ({type(exc).__name__}); download it once online, or pass a "
-                               "local folder") from None
+    except (OSError, ValueError) as exc:  # the hub's errors are OSErrors (HTTP) or ValueErrors (offline)
+        command = download_command(repo_id, revision=revision, patterns=patterns)
+        raise hub_unavailable(exc, what=what, spec=spec, repo_id=repo_id, download=command) from None

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from tvbench.errors import ConfigError
 from tvbench.methods.base import (INPUT_LETTERS, INPUTS, EditResult, Method, Outcome, Runtime, at_source_size,
-                                  case_seed, input_letters, restrict_case, runtime_option, setup_method)
+                                  case_seed, check_method, input_letters, restrict_case, runtime_option,
+                                  setup_method)
 from tvbench.registry import Registry
 
 METHODS: Registry[type[Method]] = Registry("method", entry_point_group="tvbench.methods")
@@ -98,4 +99,4 @@ def list_methods() -> list[MethodInfo]:
 
 __all__ = ["INPUTS", "INPUT_LETTERS", "METHODS", "EditResult", "Method", "MethodInfo", "Outcome", "Runtime",
            "case_seed", "create_method", "input_letters", "list_methods", "restrict_case", "runtime_option",
-           "at_source_size", "setup_method"]
+           "at_source_size", "check_method", "setup_method"]

@@ -23,17 +23,18 @@ the same run. Device and batch size are not options at all: they come with the :
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import typing
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Hashable, Sequence
+from typing import Any, ClassVar, Hashable, Iterator, Sequence
 
 from PIL import Image
 
 from tvbench.cases import Case
-from tvbench.errors import ConfigError, TvbenchError, UnavailableError, one_line
+from tvbench.errors import ConfigError, TvbenchError, UnavailableError, WeightsUnavailable, one_line
 
 # What a method may read from a case. "image" (the source) is always given.
 INPUTS = ("image", "mask", "caption", "points", "instruction", "target")
@@ -164,6 +165,11 @@ class Method(ABC):
         original that must not sit in the report under the original's name)."""
         return self.name
 
+    def check(self) -> None:
+        """Check what is cheap to check (files and folders the options name, their headers, option values) and
+        raise on the first problem; called before any method of a run is set up, so a typo in a path fails in a
+        second, not after a backbone of tens of gigabytes has loaded. Must not load models."""
+
     def setup(self) -> None:
         """Load weights onto ``self.runtime.device``; called once per run before the first edit."""
 
@@ -227,20 +233,47 @@ class Method(ABC):
             raise ConfigError(f"method {cls.name!r}: {exc}") from None
 
 
+def check_method(method: Method) -> None:
+    """Run ``method.check()`` once; a failure becomes one line naming the method (see :func:`setup_method`)."""
+    if getattr(method, "_checked", False):
+        return
+    with _one_line_failure(method, "check"):
+        method.check()
+    method._checked = True  # type: ignore[attr-defined]
+
+
 def setup_method(method: Method) -> None:
     """Run ``method.setup()``; any failure becomes one line naming the method and, where known, the fix.
 
     Missing weights, a gated repository or an out-of-memory GPU are the user's to fix (exit 2), so they must
     not surface as a traceback or an "internal error", whatever method raised them.
     """
+    with _one_line_failure(method, f"setup on {method.runtime.device}"):
+        method.setup()
+
+
+def option_naming(method: Method, value: str) -> str | None:
+    """The ``--set`` option whose value is ``value`` (weights the method could not find), as the user types it."""
+    for name in method.options():
+        if getattr(method, name, None) == value:
+            return f"--set {name}=PATH"
+    return None
+
+
+@contextlib.contextmanager
+def _one_line_failure(method: Method, stage: str) -> Iterator[None]:
+    """Any failure inside as one line that starts with the method's name: the user's to fix (exit 2)."""
     prefix = f"method {method.name!r}"
     try:
-        method.setup()
+        yield
+    except WeightsUnavailable as exc:  # the method knows which of its options named the weights
+        exc.option = exc.option or option_naming(method, exc.spec)
+        raise UnavailableError(f"{prefix}: {exc}") from None
     except TvbenchError as exc:
         text = str(exc)
         raise type(exc)(text if text.startswith(prefix) else f"{prefix}: {text}") from None
     except Exception as exc:  # torch's OutOfMemoryError, the libraries' OSErrors, ...
-        where = f"{prefix}: setup on {method.runtime.device} failed"
+        where = f"{prefix}: {stage} failed"
         if "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError":
             hints = ", ".join(h for h in (method.oom_hint, "--dtype bfloat16", "a device with more memory") if h)
             raise UnavailableError(f"{where}: out of memory; try {hints}") from None

@@ -80,6 +80,7 @@ class Leaderboard:
     reference: Any = None  # the tvbench.reference.Reference the cells are compared with (report --reference)
     uncompared: list[str] = field(default_factory=list)  # what of the reference the results lack
     judge_identity: str | None = None  # what the judge's server said it is (summary judge.identity_line)
+    without_edits: list[str] = field(default_factory=list)  # method folders with no edit (a failed run): not rows
     ci_style: str = "pm"  # "pm": value ± half-width where symmetric (else bounds), "bounds": value [low, high], "none"
 
     @property
@@ -152,4 +153,5 @@ def build_leaderboard(summary: dict, ci_style: str = "pm", reference=None) -> Le
     missing = _attach_reference(rows, summary, reference) if reference is not None else []
     return Leaderboard(columns, rows, summary.get("benchmark", {}), summary.get("scorer", {}),
                        summary.get("uncertainty"), reference=reference, uncompared=missing,
-                       judge_identity=(summary.get("judge") or {}).get("identity_line"), ci_style=ci_style)
+                       judge_identity=(summary.get("judge") or {}).get("identity_line"),
+                       without_edits=list(summary.get("without_edits") or []), ci_style=ci_style)

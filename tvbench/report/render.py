@@ -136,6 +136,9 @@ def _uncertainty_notes(board: Leaderboard) -> list[str]:
                      "methods hold the same value; every tied method carries the mark.")
     if board.judge_identity:
         notes.append(f"Judged by: {board.judge_identity}.")
+    if board.without_edits:
+        notes.append("Not ranked (no edits; the run failed, see its manifest.json): "
+                     f"{', '.join(board.without_edits)}.")
     if any(cell.undefined for row in board.rows for cell in row.cells.values()):
         notes.append(f"{UNDEFINED}: the statistic does not exist for these edits (a rank correlation of "
                      "displacements that are all equal: nothing moved).")

@@ -18,7 +18,7 @@ One concern per module, in layers (tests/test_scoring_structure.py checks that n
     config        ScoringConfig and its defaults
     rows          statuses, MetricResult, make_row, ScoreMemo (the row memo)
     edits         file_sha, open_edit, fit_edit (reading an edit file)
-    runs          MethodRun, discover_runs, resolve_benchmark (run discovery)
+    runs          MethodRun, discover_runs, runs_without_edits, resolve_benchmark (run discovery)
     context       EditContext, CaseImages, in_memory_case (what a metric sees)
     ---- tvbench.metrics and tvbench.judge import only the modules above ----
     scorer        Scorer, score_images (loads the networks; scores one edit)
@@ -38,7 +38,7 @@ _EXPORTS = {
     "ScoringConfig": "config",
     "MetricResult": "rows", "ScoreMemo": "rows", "make_row": "rows",
     "file_sha": "edits", "fit_edit": "edits", "open_edit": "edits",
-    "MethodRun": "runs", "discover_runs": "runs", "resolve_benchmark": "runs",
+    "MethodRun": "runs", "discover_runs": "runs", "resolve_benchmark": "runs", "runs_without_edits": "runs",
     "CaseImages": "context", "EditContext": "context", "in_memory_case": "context",
     "Scorer": "scorer", "score_images": "scorer",
     "aggregate": "aggregation",

@@ -8,9 +8,7 @@ dropped: it is reported, with the case it most likely meant (``Real_Move_Ball.pn
 
 from __future__ import annotations
 
-import difflib
 import hashlib
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -19,6 +17,7 @@ from PIL import Image
 
 from tvbench.errors import ResultsError
 from tvbench.io import iter_files
+from tvbench.registry import close_matches
 
 # Formats PIL decodes without plugins; `tvbench run` writes PNG.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -29,22 +28,10 @@ def image_files(folder: Path) -> list[Path]:
     return iter_files(folder, IMAGE_SUFFIXES)
 
 
-def _normalised(name: str) -> str:
-    """A spelling-insensitive form for did-you-mean: case, ``_``, spaces and ``-`` do not count."""
-    return re.sub(r"[\s_\-]+", "-", name.strip().lower())
-
-
 def did_you_mean(stem: str, case_ids: Iterable[str]) -> str | None:
     """The case a file name most likely meant, or None."""
-    ids = list(case_ids)
-    wanted = _normalised(stem)
-    same = [case_id for case_id in ids if _normalised(case_id) == wanted]
-    if same:
-        return same[0]
-    close = difflib.get_close_matches(wanted, [_normalised(c) for c in ids], n=1, cutoff=0.75)
-    if close:
-        return next(case_id for case_id in ids if _normalised(case_id) == close[0])
-    return None
+    close = close_matches(stem, case_ids, n=1, cutoff=0.75, abbreviations=False)
+    return close[0] if close else None
 
 
 @dataclass

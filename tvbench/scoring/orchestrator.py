@@ -28,7 +28,7 @@ from tvbench.scoring.context import CaseImages
 from tvbench.scoring.edits import bind_edit_files, file_sha, fit_edit, open_edit
 from tvbench.scoring.files import CACHE_FILE, SCORES_FILE, SCORES_SCHEMA_VERSION, SUMMARY_FILE
 from tvbench.scoring.rows import ERROR, MetricResult, ScoreMemo, make_row
-from tvbench.scoring.runs import MethodRun, discover_runs, resolve_benchmark
+from tvbench.scoring.runs import MethodRun, discover_runs, resolve_benchmark, runs_without_edits
 from tvbench.scoring.scorer import Scorer
 
 if TYPE_CHECKING:
@@ -159,6 +159,7 @@ def _score_results(results: Path, scorer: Scorer, bench: Benchmark, progress: bo
         "metrics": declarations,
         "edits_resized_to": "source size (bicubic) before scoring, when an edit's size differs",
         "methods": aggregate(rows, runs, declarations, len(bench)),
+        "without_edits": runs_without_edits(results),  # run folders that made no edit: not scored, not ranked
         "work": work,  # what this run computed (reused rows and cached features cost nothing)
         "environment": environment(),
     }

@@ -8,7 +8,7 @@ from pathlib import Path
 from tvbench.cases import Benchmark, load_benchmark
 from tvbench.errors import ResultsError
 from tvbench.io import iter_files
-from tvbench.runner import read_manifest
+from tvbench.runner import MANIFEST, read_manifest
 from tvbench.scoring.edits import IMAGE_SUFFIXES, EditFiles
 from tvbench.scoring.files import REPORT_FOLDERS
 
@@ -40,23 +40,41 @@ def _has_edits(folder: Path) -> bool:
     return bool(iter_files(folder, EDIT_SUFFIXES))
 
 
+def _method_folders(results: Path) -> list[Path]:
+    """The subfolders that may hold a method's edits (not hidden ones, nor the report's ``plots`` and ``gallery``)."""
+    return sorted(p for p in results.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and p.name not in REPORT_FOLDERS)
+
+
 def discover_runs(results: Path) -> list[MethodRun]:
-    """Method folders under ``results``: subfolders with a manifest or PNG edits (not the report's ``plots`` and
-    ``gallery``), or ``results`` itself."""
+    """Method folders under ``results``: subfolders holding edits, or ``results`` itself.
+
+    A folder of a ``tvbench run`` that made no edit (its method failed to start or failed every case) is no method
+    to rank: it is left out here and named by :func:`runs_without_edits`.
+    """
     results = Path(results)
     if not results.is_dir():
         raise ResultsError(f"{results}: no such results folder")
     if _has_edits(results):
         return [MethodRun(results.resolve().name, results, read_manifest(results))]
-    runs = []
-    for folder in sorted(p for p in results.iterdir()
-                         if p.is_dir() and not p.name.startswith(".") and p.name not in REPORT_FOLDERS):
-        manifest = read_manifest(folder)
-        if manifest is not None or _has_edits(folder):
-            runs.append(MethodRun(folder.name, folder, manifest))
+    runs = [MethodRun(folder.name, folder, read_manifest(folder)) for folder in _method_folders(results)
+            if _has_edits(folder)]
     if not runs:
-        raise ResultsError(f"{results}: no method folders here (folders of <case_id>.png, e.g. from tvbench run)")
+        empty = runs_without_edits(results)
+        why = (f"no edit in {', '.join(empty)}: the run failed; its manifest.json says why"
+               if empty else "folders of <case_id>.png, e.g. from tvbench run")
+        raise ResultsError(f"{results}: no method folders with edits here ({why})")
     return runs
+
+
+def runs_without_edits(results: Path) -> list[str]:
+    """The run folders under ``results`` whose ``tvbench run`` made no edit: not scored, not ranked, but named
+    (a leaderboard row of nothing would read as a method that scored nothing)."""
+    results = Path(results)
+    if not results.is_dir() or _has_edits(results):
+        return []
+    return [folder.name for folder in _method_folders(results)
+            if (folder / MANIFEST).is_file() and not _has_edits(folder)]
 
 
 def resolve_benchmark(runs: list[MethodRun], bench_spec: str | None, progress: bool = False) -> Benchmark:

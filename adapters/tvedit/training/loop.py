@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from tvbench.errors import ConfigError
+from tvbench.errors import ConfigError, one_line
 from tvbench_adapters.tvedit.training.data import REVERSE_KEY
 from tvbench_adapters.tvedit.training.schedule import BetaSchedule
 
@@ -146,6 +146,20 @@ class Trainer:
                            log_with=None if trackers == "none" else trackers, project_dir=str(config.output),
                            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
 
+    def _resolve_model(self) -> Path:
+        """The pipeline folder ``--model`` names (the HF cache first, then the hub), found before anything heavy
+        loads: weights that cannot be had are one line naming ``--model`` and the command that downloads them."""
+        from tvbench.errors import WeightsUnavailable
+        from tvbench.features.weights import resolve_weights
+        from tvbench_adapters.editors.base import PIPELINE_PATTERNS
+
+        try:
+            return resolve_weights(self.config.model, what=f"the {self.config.backbone} pipeline",
+                                   marker="model_index.json", patterns=PIPELINE_PATTERNS, fingerprint=False).path
+        except WeightsUnavailable as exc:
+            exc.option = "--model PATH"
+            raise
+
     def _load_pipeline(self, accelerator):
         import torch
         from diffusers import DiffusionPipeline
@@ -160,10 +174,10 @@ class Trainer:
         try:
             with warnings.catch_warnings():  # diffusers >= 0.40 calls torch_dtype dtype; 0.37 knows only torch_dtype
                 warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
-                pipe = DiffusionPipeline.from_pretrained(self.config.model, torch_dtype=dtype)
+                pipe = DiffusionPipeline.from_pretrained(str(self.model_path), torch_dtype=dtype)
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"--model {self.config.model}: cannot load the pipeline "
-                              f"({str(exc).splitlines()[0][:200]})") from None
+            raise ConfigError(f"--model {self.config.model}: cannot load the pipeline ({one_line(exc)}); check that "
+                              "the folder holds a complete diffusers pipeline") from None
         pipe.set_progress_bar_config(disable=True)
         return pipe.to(accelerator.device)
 
@@ -224,6 +238,7 @@ class Trainer:
         """Data, backbone and controller, resume, the steps, the final weights; returns a summary."""
         config = self.config
         self.schedule = BetaSchedule(config.alpha_start, config.alpha_end, config.beta, config.anneal_steps)
+        self.model_path = self._resolve_model()
         self._check_previous_run(config.output)
         self._setup()
         start = self._resume()
