@@ -82,11 +82,16 @@ def max_diff(a, b) -> float:
 
 
 def commit_of(path: Path) -> str:
+    """HEAD of the checkout at ``path`` ('unknown' when ``path`` is not the top of a git checkout)."""
     try:
-        return subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
+        def git(*args: str) -> str:
+            return subprocess.run(["git", "-C", str(path), *args], capture_output=True, text=True,
+                                  check=True).stdout.strip()
+        if Path(git("rev-parse", "--show-toplevel")).resolve() != Path(path).resolve():
+            return "unknown"
+        return git("rev-parse", "HEAD")
     except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
+        return "unknown"
 
 
 def textured_image(size: tuple[int, int] = SIZE):

@@ -57,16 +57,16 @@ import argparse
 import ast
 import importlib
 import os
-import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
+
+from crosscheck import Stage, commit_of, max_diff  # the table's row and helpers (benchmarks/crosscheck.py, beside)
 
 GRID = (4, 4)  # token rows and columns of the noised latent and of the condition image
 PIXELS_PER_TOKEN = 16  # VAE factor 8 x 2x2 packing: the point maps are drawn at 16x the token grid
@@ -86,39 +86,6 @@ HEAD_GAIN = 100.0  # the heads' N(0, 1e-4) init times this: residuals large enou
 # in the same order. The float margins leave room for a CPU or torch build where attention picks another kernel
 # for diffusers' all-true text mask than for the official code's None (bitwise equal here).
 TOLERANCE = {"exact": 0.0, "encoder": 1e-6, "controller": 1e-5, "transformer": 2e-5}
-
-
-@dataclass
-class Row:
-    name: str
-    max_abs_diff: float
-    tolerance: float
-    note: str = ""
-
-    @property
-    def passed(self) -> bool:
-        return self.max_abs_diff <= self.tolerance
-
-
-def max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Largest |a - b| in float64; infinity when the shapes differ."""
-    a, b = torch.as_tensor(a).double(), torch.as_tensor(b).double()
-    if a.shape != b.shape:
-        return float("inf")
-    return float((a - b).abs().max()) if a.numel() else 0.0
-
-
-def original_commit(path: Path) -> str:
-    """HEAD of the checkout at ``path`` ('unknown' when ``path`` is not the top of a git checkout)."""
-    try:
-        def git(*args: str) -> str:
-            return subprocess.run(["git", "-C", str(path), *args], capture_output=True, text=True,
-                                  check=True).stdout.strip()
-        if Path(git("rev-parse", "--show-toplevel")).resolve() != path.resolve():
-            return "unknown"
-        return git("rev-parse", "HEAD")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 # --- the official code ---------------------------------------------------------------------------------------
@@ -271,13 +238,13 @@ def record_calls(owner: Any, method: str, seen: dict[str, Any], pick: Callable[[
 
 # --- stages --------------------------------------------------------------------------------------------------
 
-def point_map_rows(official: SimpleNamespace) -> list[Row]:
+def point_map_rows(official: SimpleNamespace) -> list[Stage]:
     """The demo's 1024 x 1024 maps against the port's ``point_map``: the case's points, then a sweep."""
     from tvbench_adapters.tvedit.points import point_map
 
     def both(points: list[tuple[float, float]], source: tuple[int, int]) -> float:
         ours = point_map(points, source, (DEMO_SIZE, DEMO_SIZE))
-        return max_abs_diff(demo_map(official, points, source)[0], ours)
+        return max_diff(demo_map(official, points, source)[0], ours)
 
     case = max(both([p[:2] for p in PAIRS], SOURCE_SIZE), both([p[2:] for p in PAIRS], SOURCE_SIZE))
     sweep, count = 0.0, 0
@@ -287,33 +254,33 @@ def point_map_rows(official: SimpleNamespace) -> list[Row]:
         sweep = max(sweep, both(columns, (width, height)), both(rows, (width, height)))
         count += width + height
     sizes = ", ".join(f"{w}x{h}" for w, h in SWEEP_SIZES)
-    return [Row("point map 1024, case points", case, TOLERANCE["exact"],
+    return [Stage("point map 1024, case points", case, TOLERANCE["exact"],
                 f"{len(PAIRS)} handles and targets on a {SOURCE_SIZE[0]}x{SOURCE_SIZE[1]} source"),
-            Row("point map 1024, every pixel", sweep, TOLERANCE["exact"], f"{count} points; sources {sizes}")]
+            Stage("point map 1024, every pixel", sweep, TOLERANCE["exact"], f"{count} points; sources {sizes}")]
 
 
-def step_rows(official_out: dict[str, Any], port_out: dict[str, Any]) -> list[Row]:
+def step_rows(official_out: dict[str, Any], port_out: dict[str, Any]) -> list[Stage]:
     size = GRID[0] * PIXELS_PER_TOKEN
-    maps = max(max_abs_diff(official_out["handle_map"], port_out["handle_map"]),
-               max_abs_diff(official_out["target_map"], port_out["target_map"]))
-    encoder = max(max_abs_diff(a, b) for a, b in zip(official_out["point_emb"], port_out["point_emb"]))
-    rows = [Row(f"point maps {size}x{size} (hook)", maps, TOLERANCE["exact"], "handles and targets"),
-            Row("point encoder tokens", encoder, TOLERANCE["encoder"], "handle and target tokens, same maps"),
-            Row("point input to the controller", max_abs_diff(official_out["point_input"], port_out["point_input"]),
+    maps = max(max_diff(official_out["handle_map"], port_out["handle_map"]),
+               max_diff(official_out["target_map"], port_out["target_map"]))
+    encoder = max(max_diff(a, b) for a, b in zip(official_out["point_emb"], port_out["point_emb"]))
+    rows = [Stage(f"point maps {size}x{size} (hook)", maps, TOLERANCE["exact"], "handles and targets"),
+            Stage("point encoder tokens", encoder, TOLERANCE["encoder"], "handle and target tokens, same maps"),
+            Stage("point input to the controller", max_diff(official_out["point_input"], port_out["point_input"]),
                 TOLERANCE["encoder"], "targets then handles, as the hook builds it")]
     spec = port_out["spec"]
     for k, (theirs, ours) in enumerate(zip(official_out["residuals"], port_out["residuals"])):
         note = f"of {len(official_out['residuals'])}; |value| <= {float(theirs.abs().max()):.3g}"
-        rows.append(Row(f"controller residual {k}", max_abs_diff(theirs, ours), TOLERANCE["controller"], note))
+        rows.append(Stage(f"controller residual {k}", max_diff(theirs, ours), TOLERANCE["controller"], note))
     if len(official_out["residuals"]) != len(port_out["residuals"]):
-        rows.append(Row("controller residual count", float("inf"), 0.0,
+        rows.append(Stage("controller residual count", float("inf"), 0.0,
                         f"{len(official_out['residuals'])} official, {len(port_out['residuals'])} port"))
-    rows.append(Row("backbone alone (diagnostic)",
-                    max_abs_diff(official_out["backbone_only"], port_out["backbone_only"]),
+    rows.append(Stage("backbone alone (diagnostic)",
+                    max_diff(official_out["backbone_only"], port_out["backbone_only"]),
                     TOLERANCE["transformer"], "official transformer copy vs diffusers, no controller"))
     used = min(BACKBONE["num_layers"], len(official_out["residuals"]))
-    change = max_abs_diff(official_out["output"], official_out["backbone_only"])
-    rows.append(Row("transformer output, injected", max_abs_diff(official_out["output"], port_out["output"]),
+    change = max_diff(official_out["output"], official_out["backbone_only"])
+    rows.append(Stage("transformer output, injected", max_diff(official_out["output"], port_out["output"]),
                     TOLERANCE["transformer"], f"residuals 0-{used - 1} injected; they move the output by "
                                               f"{change:.3g}; controller {spec.num_attention_heads}x"
                                               f"{spec.attention_head_dim}, rope {tuple(spec.axes_dims_rope)}"))
@@ -321,7 +288,7 @@ def step_rows(official_out: dict[str, Any], port_out: dict[str, Any]) -> list[Ro
 
 
 @torch.no_grad()
-def injection_rule_row(official: SimpleNamespace, workdir: Path) -> Row:
+def injection_rule_row(official: SimpleNamespace, workdir: Path) -> Stage:
     """7 backbone blocks, 3 random residuals: the official in-loop indexing against ``transformer_kwargs``."""
     from diffusers import QwenImageTransformer2DModel
 
@@ -338,11 +305,11 @@ def injection_rule_row(official: SimpleNamespace, workdir: Path) -> Row:
     expected = theirs(**inputs, return_dict=False, controlnet_block_samples=(residuals,))[0]
     got = ours(**diffusers_call(inputs), return_dict=False,
                **transformer_kwargs(residuals, RULE_BACKBONE["num_layers"]))[0]
-    return Row("injection rule, 7 blocks / 3 residuals", max_abs_diff(expected, got), TOLERANCE["transformer"],
+    return Stage("injection rule, 7 blocks / 3 residuals", max_diff(expected, got), TOLERANCE["transformer"],
                "tiny backbone, random residuals: each residual after 3 blocks")
 
 
-def crosscheck_tvedit(original: Path, workdir: Path, blocks: int = 2) -> list[Row]:
+def crosscheck_tvedit(original: Path, workdir: Path, blocks: int = 2) -> list[Stage]:
     """Every stage's row; ``workdir`` receives the tiny backbones and the official-layout controller file."""
     torch.set_num_threads(1)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -374,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="crosscheck_tvedit_") as scratch:
         rows = crosscheck_tvedit(original, args.workdir or Path(scratch), args.blocks)
-    print(f"tvedit-qwen against {original_commit(original)} ({original}); torch {torch.__version__}, "
+    print(f"tvedit-qwen against {commit_of(original)} ({original}); torch {torch.__version__}, "
           f"diffusers {diffusers.__version__}, float32 on the CPU, {args.blocks} controller blocks")
     width = max(len(row.name) for row in rows)
     print(f"{'stage':<{width}}  {'max |diff|':>10}  {'tolerance':>9}  ok")
