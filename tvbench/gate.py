@@ -96,8 +96,36 @@ def _compare_metric(method: str, metric: str, base: dict, cur: dict | None, high
     return Finding(method, metric, base_mean, mean, True, f"within {tolerance:g}")
 
 
+def check_canaries(current: dict, baseline: dict | None, max_drift: float) -> list[Finding]:
+    """``--max-canary-drift``: the canary grades (:mod:`tvbench.judge.canaries`) must stay within ``max_drift``
+    (mean absolute difference, grades 0-4) of the expected grades, of the folder's previous run and of the
+    baseline's canaries. A summary without canaries fails: the drift cannot be checked."""
+    from tvbench.judge.canaries import canary_drift
+
+    canaries = (current.get("judge") or {}).get("canaries")
+    if not canaries:
+        return [Finding("*", "canaries", None, None, False,
+                        "no canary judgments recorded in the scores (no judge phase, or scored before canaries)")]
+    drift = canaries.get("drift") or {}
+    findings = []
+    checks = [("expected grades", drift.get("vs_expected")), ("the folder's previous run", drift.get("vs_previous"))]
+    if baseline is not None and (baseline.get("judge") or {}).get("canaries"):
+        checks.append(("the baseline", canary_drift(current, baseline)[0]))
+    for against, value in checks:
+        if value is None:
+            continue
+        passed = value <= max_drift + 1e-12
+        message = (f"canary drift vs {against}: mean |grade difference| {value:.3g} "
+                   f"{'<=' if passed else '>'} {max_drift:g}")
+        findings.append(Finding("*", "canaries", None, value, passed, message))
+    if drift.get("answered", 0) < drift.get("n", 0):
+        findings.append(Finding("*", "canaries", None, None, False,
+                                f"only {drift.get('answered')} of {drift.get('n')} canary judgments were answered"))
+    return findings
+
+
 def run_gate(current: dict, baseline: dict, tolerances: list[str] | None = None,
-             two_sided: bool = False) -> list[Finding]:
+             two_sided: bool = False, max_canary_drift: float | None = None) -> list[Finding]:
     """Every comparison the gate made; the gate passes when all findings passed."""
     metrics = baseline.get("metrics", {})
     default, per_metric = parse_tolerances(tolerances, set(metrics))
@@ -112,6 +140,8 @@ def run_gate(current: dict, baseline: dict, tolerances: list[str] | None = None,
             headline = metrics.get(metric, {}).get("headline", "mean")  # the statistic the tables show
             findings.append(_compare_metric(method, metric, base, cur_info.get("metrics", {}).get(metric), higher,
                                             per_metric.get(metric, default), two_sided, headline))
+    if max_canary_drift is not None:
+        findings += check_canaries(current, baseline, max_canary_drift)
     return findings
 
 

@@ -33,12 +33,20 @@ def report(
                                                                       "difference and whether tvbench's interval "
                                                                       "holds them: paper:table1, paper:f5, ... or a "
                                                                       "file in the same format."),
+    rate: bool = typer.Option(False, "--rate", help="With --format html: also write rate.html beside the gallery, "
+                                                    "where a person grades PF and CP blind (method names hidden, "
+                                                    "shuffled) and saves a CSV for `tvbench judge agreement`."),
+    rate_seed: int = typer.Option(0, "--rate-seed", help="Seed of the rating page's shuffled order."),
 ) -> None:
     """Print the leaderboard (best in bold, second underlined, intervals, ties, coverage where partial)."""
     from tvbench.io import atomic_write_text
     from tvbench.report import RENDERERS, build_leaderboard, load_summary, render
 
     check_choice("--format", fmt, list(RENDERERS))
+    if rate and fmt != "html":
+        from tvbench.errors import ConfigError
+
+        raise ConfigError("--rate writes a page beside the HTML gallery: use it with --format html")
     published = None
     if reference is not None:
         from tvbench.reference import load_reference
@@ -54,6 +62,10 @@ def report(
 
         index = write_gallery(folder, output or folder / GALLERY_FOLDER, summary, board)
         say(f"wrote {index}")
+        if rate:
+            from tvbench.report.rating import write_rating_page
+
+            say(f"wrote {write_rating_page(folder, index.parent, summary, rate_seed)}")
     else:
         text = render(board, fmt)
         if output is None:
@@ -96,6 +108,10 @@ def gate(
                                         help="METRIC=VALUE, or VALUE for every metric (default 1e-4; with "
                                              "--reference required)."),
     two_sided: bool = typer.Option(False, help="Also fail when a score got better (detects any drift)."),
+    max_canary_drift: Optional[float] = typer.Option(None, "--max-canary-drift", metavar="GRADES",
+                                                     help="Fail when the judge's canary grades drift by more than "
+                                                          "this (mean |difference|, grades 0-4) from the expected "
+                                                          "grades, the folder's previous run or the baseline."),
 ) -> None:
     """Exit 1 when any method's metric is worse than the baseline beyond tolerance, or (--reference) differs from
     the published number by more than the tolerance."""
@@ -108,7 +124,9 @@ def gate(
     if reference is not None:
         _reference_gate(load_summary(scores), reference, tolerance)
         return
-    findings = run_gate(load_summary(scores), load_summary(baseline), tolerance, two_sided)
+    if max_canary_drift is not None and max_canary_drift < 0:
+        raise ConfigError("--max-canary-drift must be >= 0")
+    findings = run_gate(load_summary(scores), load_summary(baseline), tolerance, two_sided, max_canary_drift)
     table = Table("method", "metric", "baseline", "current", "verdict", title="tvbench gate")
     for f in findings:
         fmt = lambda v: "–" if v is None else f"{v:.6f}"  # noqa: E731

@@ -47,6 +47,7 @@ class JudgeSession:
             m.name: load_prompt(self.config.prompts.get(m.name, getattr(m, "prompt_id", m.name))) for m in self.metrics}
         self.stats: RunStats | None = None
         self.identity: dict | None = None  # what the server said it was (see tvbench.judge.identity)
+        self.canaries: dict | None = None  # the canary replies and their drift (see tvbench.judge.canaries)
 
     def describe(self) -> dict:
         """What decides the grades (the scorer's ``models.judge``): model, decoding, repeats, prompts."""
@@ -105,6 +106,7 @@ class JudgeSession:
         observed: list[dict] = []
         evaluator = Evaluator(self.config, cache, on_connect=lambda client: observed.append(self._connect(client)))
         try:
+            self.canaries = self._canaries(evaluator, results)  # first: a changed judge shows before the rest
             outcomes, self.stats = evaluator.evaluate(items, progress=progress)
             self.identity = self._identity(observed[0] if observed else None, cache)
         finally:
@@ -117,6 +119,24 @@ class JudgeSession:
             memo.add(row)
             rows.append(row)
         return rows
+
+    def _canaries(self, evaluator: Evaluator, results: Path) -> dict:
+        """Send the canaries (through the cache) and compare with the expected grades and the previous summary's."""
+        from tvbench.judge.canaries import CANARIES, INSTRUCTION, canary_report, metric_kind
+
+        wanted, items = [], []
+        for metric in self.metrics:
+            kind = metric_kind(metric.name)
+            prompt = self.prompts[metric.name]
+            for canary in CANARIES:
+                if kind in canary.expected:
+                    wanted.append((canary.id, metric.name))
+                    items.append(JudgeItem(f"canary/{canary.id}/{metric.name}", prompt, INSTRUCTION,
+                                           lambda canary=canary, layout=prompt.layout: canary.images(layout)))
+        outcomes, stats = evaluator.evaluate(items, progress=False, description="canaries")
+        replies = {key: (None if outcome.value is None else outcome.value * 4.0, outcome.status, outcome.detail)
+                   for key, outcome in zip(wanted, outcomes)}
+        return canary_report(replies, _previous_canaries(Path(results)), stats.describe(self.config))
 
     def _connect(self, client: JudgeClient) -> dict:
         """Before the first request: may we spend, and can the server grade as configured? What it says it is."""
@@ -159,6 +179,19 @@ class JudgeSession:
                 stats["judge"] = judge_aggregate(metric_rows, stats, self.config, self.prompts[metric.name],
                                                  threshold)
         summary["judge"] = {**self.describe(), **self.describe_run()}
+        if self.canaries is not None:
+            summary["judge"]["canaries"] = self.canaries
+
+
+def _previous_canaries(results: Path) -> dict | None:
+    """The canaries the folder's summary recorded before this run (None: none, or an unreadable summary)."""
+    import json
+
+    path = results / "summary.json"
+    try:
+        return (json.loads(path.read_text(encoding="utf-8")).get("judge") or {}).get("canaries")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def judge_fields(outcome: ItemResult, prompt: Prompt, model: str) -> dict:

@@ -14,7 +14,9 @@ request for another model gets vLLM's 404; with ``structured=False``, a request 
 400. The pre-flight request (:data:`tvbench.judge.preflight.PREFLIGHT_MARKER` in its text) is answered by
 ``preflight`` (a :class:`Scripted`, or a function of the request; default: a valid grade) after those checks, and
 recorded in ``preflights`` and ``asides``, not in ``requests``: scripts and request counts see the grading
-requests only.
+requests only. The canary requests (:mod:`tvbench.judge.canaries`) are answered by ``canary`` (a function of the
+request; default :func:`canary_grader`: the grade each canary's construction expects) and recorded in
+``canaries`` only, so neither scripts nor ``requests`` nor ``asides`` see them.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from tvbench.judge.preflight import PREFLIGHT_MARKER
 from tvbench.testing.http_server import FakeHTTPServer, dropped, http_error
 from tvbench.testing.http_server import Scripted as HTTPReply
 
-__all__ = ["FakeJudgeServer", "Scripted", "cut_midway", "default_grader", "dropped", "hang", "http_error",
+__all__ = ["FakeJudgeServer", "Scripted", "canary_grader", "cut_midway", "default_grader", "dropped", "hang", "http_error",
            "is_preflight", "json_score", "prose", "refusal", "vllm_model"]
 
 
@@ -86,11 +88,47 @@ def is_preflight(request: dict) -> bool:
     return any(PREFLIGHT_MARKER in str(text) for text in texts)
 
 
+def _texts(request: dict) -> list[str]:
+    messages = request.get("messages") or []
+    parts = messages[0].get("content") if messages and isinstance(messages[0], dict) else None
+    return [str(p.get("text", "")) for p in parts if isinstance(p, dict)] if isinstance(parts, list) else [str(parts)]
+
+
+def is_canary(request: dict) -> bool:
+    from tvbench.judge.canaries import INSTRUCTION
+
+    return any(INSTRUCTION in text for text in _texts(request))
+
+
+def canary_grader(offset: int = 0) -> Callable[[dict], Scripted]:
+    """Answers a canary request with its expected grade plus ``offset`` (clamped to 0-4): 0 is a judge that
+    grades the canaries exactly as constructed; another offset is another judge."""
+    from tvbench.judge.canaries import CANARIES, metric_kind
+    from tvbench.judge.images import data_url, png_bytes
+    from tvbench.judge.prompts import available_prompts, load_prompt
+
+    edits = {data_url(png_bytes(c.edit())): c for c in CANARIES}
+
+    def grade(request: dict) -> Scripted:
+        text = next(t for t in _texts(request) if t)
+        kind = next((metric_kind(pid.split("-")[0]) for pid in available_prompts()
+                     if load_prompt(pid).text.split("{{")[0] in text), None)
+        parts = request["messages"][0]["content"]
+        urls = [p["image_url"]["url"] for p in parts if p.get("type") == "image_url"]
+        canary = edits.get(urls[-1]) if urls else None
+        if canary is None or kind not in canary.expected:
+            return prose("not a canary I know")
+        return json_score(max(0, min(4, canary.expected[kind] + offset)), "canary")
+
+    return grade
+
+
 class FakeJudgeServer(FakeHTTPServer):
     def __init__(self, script=None, latency: float = 0.0, *, models: list[dict] | None = None,
                  served_model: str | None = None, system_fingerprint: str | None = None,
                  headers: dict[str, str] | None = None, structured: bool = True,
-                 preflight: "Scripted | Callable[[dict], HTTPReply] | None" = None):
+                 preflight: "Scripted | Callable[[dict], HTTPReply] | None" = None,
+                 canary: "Callable[[dict], HTTPReply] | None" = None):
         super().__init__(script, latency)
         self.models = models
         self.served_model = served_model
@@ -99,6 +137,8 @@ class FakeJudgeServer(FakeHTTPServer):
         self.structured = structured
         self.preflight = preflight
         self.preflights: list[dict] = []  # the pre-flight requests' bodies
+        self.canary = canary or canary_grader(0)
+        self.canaries: list[dict] = []  # the canary requests' bodies
 
     @property
     def base_url(self) -> str:
@@ -120,6 +160,10 @@ class FakeJudgeServer(FakeHTTPServer):
             if received.get("path", "").rstrip("/").endswith("/v1/models") and self.models is not None:
                 return Scripted(json={"object": "list", "data": self.models})
             return super().aside(request, received)
+        if is_canary(request):
+            self.canaries.append(request)
+            refused = self._refusal_of(request)
+            return refused if refused is not None else self.canary(request)
         if not is_preflight(request):
             return None
         self.preflights.append(request)
@@ -129,6 +173,9 @@ class FakeJudgeServer(FakeHTTPServer):
         if callable(self.preflight):
             return self.preflight(request)
         return self.preflight or json_score(0, "ready")
+
+    def records_aside(self, request: dict) -> bool:
+        return not is_canary(request)
 
     def _pick(self, request: dict, index: int) -> HTTPReply:
         refused = self._refusal_of(request)

@@ -130,6 +130,10 @@ class FakeHTTPServer:
             return Scripted(status=404, body=b'{"error": {"message": "no such endpoint"}}')
         return None
 
+    def records_aside(self, request: dict) -> bool:
+        """Whether an aside goes into ``asides`` (a subclass may keep some elsewhere)."""
+        return True
+
     def response_headers(self, request: dict, reply: Scripted) -> dict[str, str]:
         """Headers of an answer: the reply's own (subclasses add the server's)."""
         return dict(reply.headers)
@@ -155,7 +159,7 @@ class FakeHTTPServer:
                 index = len(self.requests)
                 self.requests.append(request)
                 self.received.append(received)
-            else:
+            elif self.records_aside(request):
                 self.asides.append({**received, "body": request})
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
