@@ -124,3 +124,79 @@ def test_the_gallery_works_in_headless_chromium(gallery, tmp_path):
     if keep:  # for the record
         Path(keep).mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, Path(keep) / "gallery.png")
+
+
+# -- issue 19 item 9: metric labels with real scripts, method headers with what differs from the defaults ----------
+
+@pytest.fixture(scope="module")
+def options_gallery(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("options-gallery")
+    records, images = shifted_cases(2)
+    bench = load_benchmark(write_bench(root / "bench", records, images))
+    results = root / "results"
+    run_method(create_method("tps-warp", {"anchor_spacing": "24"}), bench, results, progress=False)
+    run_method(create_method("identity"), bench, results, progress=False)
+    shutil.copytree(results / "tps-warp", results / "gone-plugin")  # a method this machine cannot load
+    manifest = json.loads((results / "gone-plugin" / "manifest.json").read_text())
+    manifest["config"]["method"] = "not-installed-here"
+    (results / "gone-plugin" / "manifest.json").write_text(json.dumps(manifest))
+    score_results(results, ScoringConfig(metrics=["ds_global_tgt", "lpips_tgt"], smoke=True, resolution=64,
+                                         device="cpu", feature_cache=None, bootstrap=200), progress=False)
+    done = subprocess.run([sys.executable, "-m", "tvbench", "report", str(results), "--format", "html"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return results / "gallery" / "index.html"
+
+
+def _header(page: str, method: str) -> str:
+    start = page.index(f'<th data-method="{method}">')
+    return page[start:page.index("</th>", start)]
+
+
+def test_metric_labels_have_real_scripts_and_headers_show_only_changed_options(options_gallery):
+    page = options_gallery.read_text()
+    assert "DS<sub>global</sub><sup>tgt</sup>" in page and "LPIPS<sup>tgt</sup>" in page
+    assert "DS_global^tgt ↑" not in page  # the leaderboard's header (the metric menus are plain text: their label)
+    tps = _header(page, "tps-warp")
+    shown = tps.split('">')[-1]  # the text after the hover attribute
+    assert shown.startswith("anchor_spacing=24.0") and "clearance" not in shown  # only what differs
+    assert 'title="anchor_spacing=24.0, clearance=12.0, order=1, radius=0.0, use_mask=True"' in tps  # all on hover
+    assert ">default options</small>" not in tps
+    gone = _header(page, "gone-plugin")  # defaults unknown: every option, as before
+    assert "clearance=12.0" in gone.split('">')[-1]
+
+
+def test_html_label_escapes_around_the_scripts():
+    from tvbench.report.render import html_label
+
+    assert html_label("DS_global^tgt") == "DS<sub>global</sub><sup>tgt</sup>"
+    assert html_label("PF_drag") == "PF<sub>drag</sub>" and html_label("Mag. ρ") == "Mag. ρ"
+    assert html_label("<b>_<i>&") == "&lt;b&gt;<sub>&lt;i&gt;&amp;</sub>"
+    assert html_label("_x ^") == "_x ^"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine")
+def test_scripts_and_option_hover_in_chromium(options_gallery, tmp_path):
+    pytest.importorskip("websockets", reason="the DevTools client needs websockets (the dev extra)")
+    with HeadlessChromium(CHROMIUM, tmp_path) as browser:
+        browser.navigate(options_gallery.as_uri())
+        heads = browser.evaluate("Array.from(document.querySelectorAll('table.leaderboard thead th'))"
+                                 ".map(th => [th.innerText, th.querySelectorAll('sub, sup').length])")
+        assert any(text.startswith("DS") and "global" in text and "_" not in text and scripts == 2
+                   for text, scripts in heads), heads
+        small = browser.evaluate("(s => [s.innerText, s.title])(document.querySelector("
+                                 "'th[data-method=\"tps-warp\"] small.options'))")
+        assert small[0] == "anchor_spacing=24.0" and "clearance=12.0" in small[1]
+        assert browser.errors() == []
+
+
+def test_options_shown_against_the_registered_defaults():
+    from tvbench.report.gallery import _options
+
+    defaults = {"anchor_spacing": 32.0, "clearance": 12.0, "order": 1, "radius": 0.0, "use_mask": True}
+    assert _options({"config": {"method": "tps-warp", "options": defaults}}) == \
+        ("default options", "anchor_spacing=32.0, clearance=12.0, order=1, radius=0.0, use_mask=True")
+    tvedit = {"model": "Qwen/Qwen-Image-Edit", "controller": "org/ctl", "resize": "squash", "steps": 30}
+    assert _options({"config": {"method": "tvedit-qwen", "options": tvedit}})[0] == "controller=org/ctl, steps=30"
+    assert _options({"config": {"method": "nowhere", "options": {"a": 1}}}) == ("a=1", "a=1")
+    assert _options(None) == ("", "")

@@ -84,3 +84,38 @@ def one_line(exc: BaseException) -> str:
     if isinstance(exc, TvbenchError):
         return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def torch_pair_mismatch(exc: BaseException) -> str | None:
+    """One line with the fix when ``exc`` (or what it wraps) is torchvision failing against another torch, else None.
+
+    A torchvision built for another torch fails at import with ``operator torchvision::nms does not exist`` (its
+    compiled operators do not register), often re-raised by transformers or diffusers; it is the install's to fix,
+    not a bug. torchvision 0.N is built for torch 2.(N - 15) (0.20 for 2.5, 0.24 for 2.9).
+    """
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen and len(seen) < 8:  # the exception and what it wraps
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    text = " ".join(str(item) for item in seen)
+    if "torchvision::" not in text or "does not exist" not in text:
+        return None
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(package: str) -> str:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return "(not installed)"
+
+    torch, vision = installed("torch"), installed("torchvision")
+    release, _, local = torch.partition("+")
+    parts = release.split(".")
+    fix = "reinstall both together: pip install --force-reinstall torch torchvision"
+    if len(parts) >= 2 and parts[0] == "2" and parts[1].isdigit():
+        index = f" --index-url https://download.pytorch.org/whl/{local}" if local else ""
+        fix = (f'install the torchvision made for torch {parts[0]}.{parts[1]}: pip install "torchvision==0.'
+               f'{int(parts[1]) + 15}.*"{index} (or reinstall both together from one index)')
+    return (f"torch {torch} and torchvision {vision} do not match (operator torchvision::... does not exist: this "
+            f"torchvision was built for another torch); {fix}")

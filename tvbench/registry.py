@@ -73,6 +73,7 @@ class Entry:
     extra: str | None = None  # the tvbench extra that installs its dependencies
     origin: str = "tvbench"  # "tvbench", or the distribution that declared the entry point
     requires: tuple[str, ...] = ()  # import names the entry needs at setup; checked without importing them
+    weights: tuple[tuple[str, str], ...] = ()  # (option, marker): options naming weights, checked by `tvbench ls`
 
     def missing(self) -> str | None:
         """The first required package that is not installed (found without importing anything)."""
@@ -108,16 +109,19 @@ class Registry(Generic[T]):
         self._plugins_scanned = entry_point_group is None
 
     def register(self, name: str, target: Any, *, extra: str | None = None, origin: str = "tvbench",
-                 requires: tuple[str, ...] = (), replace: bool = False) -> None:
+                 requires: tuple[str, ...] = (), weights: dict[str, str] | None = None,
+                 replace: bool = False) -> None:
         """Register ``target`` (``"module:attribute"`` or the object) under ``name``.
 
         ``requires`` lists the heavy packages the entry imports only when used (``("diffusers",)``): the
         module itself must import without them, so listing stays fast, while a missing one still marks the
-        entry unavailable, with ``extra``'s install hint.
+        entry unavailable, with ``extra``'s install hint. ``weights`` maps the options that name weights to the file
+        that marks them (``{"model": "model_index.json"}``; see :func:`tvbench.methods.needs.method_needs`), so
+        ``tvbench ls`` can say whether the defaults are on this machine.
         """
         if name in self._entries and not replace:
             raise ValueError(f"{self.kind} {name!r} is already registered")
-        self._entries[name] = Entry(name, target, extra, origin, tuple(requires))
+        self._entries[name] = Entry(name, target, extra, origin, tuple(requires), tuple((weights or {}).items()))
         self._loaded.pop(name, None)
 
     def unregister(self, name: str) -> None:

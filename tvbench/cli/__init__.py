@@ -2,7 +2,8 @@
 
 Every command is a thin layer over the library. Usage mistakes print click's usage message and exit 2, as do
 errors a user can fix (one line); a run or a gate that found failures exits 1; Ctrl-C exits 130 and says that
-a rerun resumes; anything else is a bug and says how to get its traceback.
+a rerun resumes; a torchvision built for another torch exits 2 naming both versions; anything else is a bug (exit
+3) and says how to get its traceback and what to report.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import typer
 # Each module registers its commands on `app`, in the order `tvbench --help` lists them.
 from tvbench.cli import run, score, report, reproduce, compare, listing, data, tvedit, train, judge  # noqa: F401
 from tvbench.cli.app import app, plain_metavars, say
-from tvbench.errors import TvbenchError, one_line
+from tvbench.errors import TvbenchError, one_line, torch_pair_mismatch
 
 # typer >= 0.20 raises the exceptions of its own copy of click (typer._click), older typer those of click itself;
 # the ClickException base is found through typer's public BadParameter so that either is caught.
@@ -55,7 +56,12 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         if os.environ.get("TVBENCH_DEBUG"):
             raise
-        say(f"internal error: {one_line(exc)} (set TVBENCH_DEBUG=1 to see the traceback)")
+        mismatch = torch_pair_mismatch(exc)  # an install whose torchvision was built for another torch: not a bug
+        if mismatch:
+            say(f"error: {mismatch}")
+            sys.exit(2)
+        say(f"internal error (a bug in tvbench): {one_line(exc)}; rerun with TVBENCH_DEBUG=1 and report the "
+            "traceback, the command and `tvbench --version`")
         sys.exit(3)
     sys.exit(0)
 

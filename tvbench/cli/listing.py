@@ -42,13 +42,21 @@ def list_components(what: str = typer.Argument("all", metavar="WHAT", help="meth
         from tvbench.methods import list_methods
 
         rows = []
+        waiting = False  # some method is installed but lacks weights or a key
         for info in list_methods():
             about = info.summary if info.available else info.reason
             if info.origin != "tvbench" and info.origin.split()[-1] not in about:  # where it comes from, once
                 about = f"{about} [{info.origin}]"
-            rows.append((info.name, info.inputs, "yes" if info.available else "no", about))
-        console.print(_table("methods (input: M mask, P prompt, T trajectory, I instruction, GT ground truth)",
-                             {"method": True, "input": True, "available": True, "about": False}, rows))
+            if info.needs:  # what it needs with its defaults, each here or not: "needs: Qwen/... (not in the HF cache)"
+                about = f"{about}; needs: {', '.join(str(need) for need in info.needs)}"
+            waiting = waiting or (info.available and not info.ready)
+            rows.append((info.name, info.inputs, "yes" if info.ready else "no", about))
+        console.print(_table("methods (input: M mask, P prompt, T trajectory, I instruction, GT ground truth; ready: "
+                             "installed, weights here, key set)",
+                             {"method": True, "input": True, "ready": True, "about": False}, rows))
+        if waiting:
+            console.print(Text("not ready: fetch weights once with `hf download ID` (or pass a folder: --set "
+                               "model=PATH), export the key named, give a required option (--set controller=...)"))
     if what in ("all", "metrics"):
         from tvbench.metrics import METRICS
 

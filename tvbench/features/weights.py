@@ -160,3 +160,54 @@ def _download(spec: str, what: str, patterns: list[str] = WEIGHT_PATTERNS) -> st
     except (OSError, ValueError) as exc:  # the hub's errors are OSErrors (HTTP) or ValueErrors (offline)
         command = download_command(repo_id, revision=revision, patterns=patterns)
         raise hub_unavailable(exc, what=what, spec=spec, repo_id=repo_id, download=command) from None
+
+
+# -- is it here? (``tvbench ls``: no network, no download, no model import) ------------------------------------
+
+FILE = "file"  # the marker of a single weights file (a LoRA: ``org/name/path/in/repo.safetensors`` or a path)
+
+
+def weights_here(spec: str, marker: str) -> tuple[bool, str]:
+    """Whether the weights ``spec`` names are on this machine, looked up without any network request, and where.
+
+    ``spec`` is a local folder (holding ``marker``), a hub id ``org/name[@revision]`` (whose ``marker`` file must be
+    in the Hugging Face cache, ``HF_HOME`` / ``HF_HUB_CACHE``, with at least one weight file beside it), or, with
+    ``marker`` :data:`FILE`, a file: a local path or ``org/name/path/in/repo`` in the cache. Returns
+    ``(ready, where)``: ``where`` is ``"local folder"``, ``"in the HF cache"``, ``"not in the HF cache"``, ...
+    """
+    path = Path(os.path.expanduser(spec))
+    if marker == FILE:
+        if path.is_file():
+            return True, "local file"
+        if looks_like_path(spec) or path.exists():
+            return False, "no such file"
+        parts = spec.split("/")
+        if len(parts) < 3 or not all(parts):
+            return False, "neither a file nor org/name/file on the hub"
+        found = _cached_file("/".join(parts[:2]), "/".join(parts[2:]), None)
+        return (True, "in the HF cache") if found else (False, "not in the HF cache")
+    if path.is_dir():
+        return (True, "local folder") if (path / marker).is_file() else (False, f"local folder without {marker}")
+    if looks_like_path(spec) or path.exists():
+        return False, "no such folder"
+    if not looks_like_hub_id(spec):
+        return False, "neither a folder nor a Hugging Face id"
+    repo_id, revision = split_revision(spec)
+    found = _cached_file(repo_id, marker, revision)
+    if found is None:
+        return False, "not in the HF cache"
+    snapshot = found.parents[len(Path(marker).parts) - 1]
+    if not any(snapshot.rglob("*.safetensors")) and not any(snapshot.rglob("*.bin")):
+        return False, "in the HF cache without its weight files"
+    return True, "in the HF cache"
+
+
+def _cached_file(repo_id: str, filename: str, revision: str | None) -> Path | None:
+    """``huggingface_hub.try_to_load_from_cache``: the cached file's path, or ``None`` (never a request)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(repo_id, filename, revision=revision)
+    except (ImportError, ValueError, OSError):  # no huggingface_hub, an id it refuses (HFValidationError), ...
+        return None
+    return Path(found) if isinstance(found, str) and Path(found).is_file() else None

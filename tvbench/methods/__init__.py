@@ -15,9 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tvbench.errors import ConfigError
+from tvbench.features.weights import FILE
 from tvbench.methods.base import (INPUT_LETTERS, INPUTS, EditResult, Method, Outcome, Runtime, at_source_size,
                                   case_seed, check_method, input_letters, restrict_case, runtime_option,
                                   setup_method)
+from tvbench.methods.needs import Need, method_needs
 from tvbench.registry import Registry
 
 METHODS: Registry[type[Method]] = Registry("method", entry_point_group="tvbench.methods")
@@ -36,22 +38,31 @@ _EDITORS = {
     "flux-kontext": "kontext:FluxKontext",
     "longcat-image-edit": "longcat:LongCatImageEdit",
 }
+# weights= : the options naming weights by default and the file marking them (what `tvbench ls` looks for)
+_PIPELINE = {"model": "model_index.json"}
 for _name, _target in _EDITORS.items():
     _requires = ("diffusers", "transformers", "peft") if _name == "motionedit" else ("diffusers", "transformers")
-    METHODS.register(_name, f"tvbench_adapters.editors.{_target}", extra="diffusers", requires=_requires)
-# the TV-Edit controller on two of those editors (the paper's method, Table 1's T+I rows)
+    _weights = {**_PIPELINE, "lora": FILE} if _name == "motionedit" else _PIPELINE  # MotionEdit is a LoRA on 2509
+    METHODS.register(_name, f"tvbench_adapters.editors.{_target}", extra="diffusers", requires=_requires,
+                     weights=_weights)
+# the TV-Edit controller on two of those editors (the paper's method, Table 1's T+I rows); controller has no default
+_TVEDIT = {**_PIPELINE, "controller": "controller.safetensors"}
 METHODS.register("tvedit-qwen", "tvbench_adapters.tvedit.methods:TVEditQwen", extra="diffusers",
-                 requires=("diffusers", "transformers"))
+                 requires=("diffusers", "transformers"), weights=_TVEDIT)
 METHODS.register("tvedit-kontext", "tvbench_adapters.tvedit.methods:TVEditKontext", extra="diffusers",
-                 requires=("diffusers", "transformers"))
+                 requires=("diffusers", "transformers"), weights=_TVEDIT)
 
 # The native diffusion drag engine (adapters/drag/): Stable Diffusion 1.5 through diffusers, LoRA through PEFT.
 _DRAG_NEEDS = ("torch", "diffusers", "transformers", "peft")
+_SD = {"model": "unet/config.json"}
 METHODS.register("dragdiffusion", "tvbench_adapters.drag.dragdiffusion:DragDiffusion", extra="diffusers",
-                 requires=_DRAG_NEEDS)
-METHODS.register("gooddrag", "tvbench_adapters.drag.gooddrag:GoodDrag", extra="diffusers", requires=_DRAG_NEEDS)
-METHODS.register("clipdrag", "tvbench_adapters.drag.clipdrag:ClipDrag", extra="diffusers", requires=_DRAG_NEEDS)
-METHODS.register("dragnoise", "tvbench_adapters.drag.dragnoise:DragNoise", extra="diffusers", requires=_DRAG_NEEDS)
+                 requires=_DRAG_NEEDS, weights=_SD)
+METHODS.register("gooddrag", "tvbench_adapters.drag.gooddrag:GoodDrag", extra="diffusers", requires=_DRAG_NEEDS,
+                 weights={**_SD, "vae": "config.json"})
+METHODS.register("clipdrag", "tvbench_adapters.drag.clipdrag:ClipDrag", extra="diffusers", requires=_DRAG_NEEDS,
+                 weights={**_SD, "clip_model": "config.json"})
+METHODS.register("dragnoise", "tvbench_adapters.drag.dragnoise:DragNoise", extra="diffusers", requires=_DRAG_NEEDS,
+                 weights=_SD)
 
 
 def _register_method_specs() -> None:
@@ -75,15 +86,22 @@ def create_method(name: str, options: dict[str, str] | None = None) -> Method:
 @dataclass(frozen=True)
 class MethodInfo:
     name: str
-    available: bool
+    available: bool  # its code and packages are installed
     inputs: str  # Table 1 letters, e.g. "M+T"
     summary: str
     reason: str
     origin: str
+    needs: tuple[Need, ...] = ()  # weights and keys of its default options, each here or not
+
+    @property
+    def ready(self) -> bool:
+        """Available, and everything it needs with its default options is here (weights cached, key set)."""
+        return self.available and all(need.ready for need in self.needs)
 
 
 def list_methods() -> list[MethodInfo]:
-    """Every registered method with its availability; never raises for a broken one."""
+    """Every registered method with its availability and needs; never raises for a broken one, never uses the
+    network (:mod:`tvbench.methods.needs`)."""
     rows = []
     for name in METHODS.names():
         status = METHODS.availability(name)
@@ -91,12 +109,17 @@ def list_methods() -> list[MethodInfo]:
         if status.available:
             cls = METHODS.load(name)
             inputs = getattr(cls, "inputs", frozenset())
-            rows.append(MethodInfo(name, True, input_letters(inputs), getattr(cls, "summary", ""), "", entry.origin))
+            try:
+                needs = tuple(method_needs(cls, entry.weights))
+            except Exception as exc:  # a plugin's odd declaration must not break the listing
+                needs = (Need("its needs", False, f"cannot be checked: {type(exc).__name__}: {exc}"),)
+            rows.append(MethodInfo(name, True, input_letters(inputs), getattr(cls, "summary", ""), "", entry.origin,
+                                   needs))
         else:
             rows.append(MethodInfo(name, False, "?", "", status.reason, entry.origin))
     return rows
 
 
-__all__ = ["INPUTS", "INPUT_LETTERS", "METHODS", "EditResult", "Method", "MethodInfo", "Outcome", "Runtime",
+__all__ = ["INPUTS", "INPUT_LETTERS", "METHODS", "EditResult", "Method", "MethodInfo", "Need", "Outcome", "Runtime",
            "case_seed", "create_method", "input_letters", "list_methods", "restrict_case", "runtime_option",
            "at_source_size", "check_method", "setup_method"]

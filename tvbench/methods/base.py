@@ -34,7 +34,8 @@ from typing import Any, ClassVar, Hashable, Iterator, Sequence
 from PIL import Image
 
 from tvbench.cases import Case
-from tvbench.errors import ConfigError, TvbenchError, UnavailableError, WeightsUnavailable, one_line
+from tvbench.errors import (ConfigError, TvbenchError, UnavailableError, WeightsUnavailable, one_line,
+                            torch_pair_mismatch)
 
 # What a method may read from a case. "image" (the source) is always given.
 INPUTS = ("image", "mask", "caption", "points", "instruction", "target")
@@ -274,6 +275,9 @@ def _one_line_failure(method: Method, stage: str) -> Iterator[None]:
         raise type(exc)(text if text.startswith(prefix) else f"{prefix}: {text}") from None
     except Exception as exc:  # torch's OutOfMemoryError, the libraries' OSErrors, ...
         where = f"{prefix}: {stage} failed"
+        mismatch = torch_pair_mismatch(exc)
+        if mismatch:
+            raise UnavailableError(f"{where}: {mismatch}") from None
         if "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError":
             hints = ", ".join(h for h in (method.oom_hint, "--dtype bfloat16", "a device with more memory") if h)
             raise UnavailableError(f"{where}: out of memory; try {hints}") from None

@@ -24,7 +24,7 @@ from tvbench.errors import TvbenchError, one_line
 from tvbench.io import atomic_write_text
 from tvbench.metrics import column_order
 from tvbench.report.leaderboard import Leaderboard
-from tvbench.report.render import html_notes, html_table
+from tvbench.report.render import html_label, html_notes, html_table
 from tvbench.scoring.edits import match_edit_files
 from tvbench.scoring.files import REPORT_FOLDERS, SCORES_FILE
 from tvbench.scoring.rows import OK
@@ -41,17 +41,49 @@ class EditColumn:
     name: str
     folder: Path
     inputs: str
-    options: str
+    options: str  # what differs from the method's defaults (or every option, when the defaults are not known)
     edits: dict[str, Path] = field(default_factory=dict)  # case id -> edit file, found as scoring finds them
+    all_options: str = ""  # every option with its value (the header's hover text)
 
 
 def _esc(text) -> str:
     return html.escape("" if text is None else str(text), quote=True)
 
 
-def _options(manifest: dict | None) -> str:
-    options = ((manifest or {}).get("config") or {}).get("options") or {}
-    return ", ".join(f"{key}={value}" for key, value in options.items())
+def _as_json(value):
+    """A value as the manifest holds it (tuples as lists, ...), so a default compares equal to its recorded self."""
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError):
+        return value
+
+
+def _defaults(method: str | None) -> dict | None:
+    """The options of the registered method ``method`` with their defaults, or ``None`` if it cannot be loaded here
+    (a plugin not installed, a renamed method). The class is imported from its light module (no model library)."""
+    if not method:
+        return None
+    try:
+        from tvbench.methods import METHODS
+        from tvbench.methods.needs import option_defaults
+
+        return {key: _as_json(value) for key, value in option_defaults(METHODS.load(method)).items()}
+    except Exception:  # whatever stops it, the header shows every option, as without a registry
+        return None
+
+
+def _options(manifest: dict | None) -> tuple[str, str]:
+    """(shown, on hover) of a run's options: those that differ from its method's defaults (``default options`` if
+    none does; every option when the defaults are unknown), and every option with its value."""
+    config = (manifest or {}).get("config") or {}
+    options = config.get("options") or {}
+    every = ", ".join(f"{key}={value}" for key, value in options.items())
+    defaults = _defaults(config.get("method"))
+    if defaults is None:
+        return every, every
+    changed = ", ".join(f"{key}={value}" for key, value in options.items()
+                        if key not in defaults or defaults[key] != value)
+    return (changed or ("default options" if options else "")), every
 
 
 def _thumbnail(image: Image.Image, path: Path) -> None:
@@ -125,7 +157,7 @@ def _scores_list(rows: dict[str, dict], metrics: list[str], declared: dict, grou
         else:
             text, value = _value_text(row)
         items.append(f'<li data-metric="{_esc(metric)}" data-value="{value}" title="{_esc(hint)}">'
-                     f"{_esc(label)}: <span>{_esc(text)}</span></li>")
+                     f"{html_label(label)}: <span>{_esc(text)}</span></li>")
     moved = next((rows[m] for m in metrics if m in rows and rows[m].get("requested") is not None
                   and rows[m]["status"] == OK), None)
     if moved is not None:  # the magnitude metrics' per-case measurement, shown once
@@ -344,8 +376,11 @@ def write_gallery(results: Path, output: Path, summary: dict, board: Leaderboard
     if bench is not None:
         methods = summary.get("methods", {})
         ids = [case.id for case in bench.cases]
-        columns = [EditColumn(run.name, run.folder, str(methods.get(run.name, {}).get("inputs", "?")),
-                              _options(run.manifest), match_edit_files(run.folder, ids).by_case) for run in runs]
+        columns = []
+        for run in runs:
+            shown, every = _options(run.manifest)
+            columns.append(EditColumn(run.name, run.folder, str(methods.get(run.name, {}).get("inputs", "?")), shown,
+                                      match_edit_files(run.folder, ids).by_case, every))
         scores: dict[tuple[str, str], dict[str, dict]] = {}
         if (results / SCORES_FILE).is_file():
             from tvbench.analysis.frames import load_scores
@@ -363,7 +398,8 @@ def write_gallery(results: Path, output: Path, summary: dict, board: Leaderboard
         applicable = [m for m in metrics if any(s.get(m) for s in scores.values())]
         controls = _controls(subtasks, category_names, applicable, declared, columns)
         heads = "".join(f'<th data-method="{_esc(c.name)}">{_esc(c.name)} <span class="tag">{_esc(c.inputs)}</span>'
-                        + (f'<br><small>{_esc(c.options)}</small>' if c.options else "") + "</th>" for c in columns)
+                        + (f'<br><small class="options" title="{_esc(c.all_options)}">{_esc(c.options)}</small>'
+                           if c.options else "") + "</th>" for c in columns)
         cases_html = (f'<table id="cases"><thead><tr><th>case</th><th>source</th><th>target</th>{heads}</tr></thead>'
                       f'<tbody>{"".join(rows)}</tbody></table>')
     else:

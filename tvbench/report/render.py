@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Callable
 
 from tabulate import tabulate
@@ -269,6 +270,21 @@ def to_json(board: Leaderboard) -> str:
     return json.dumps(payload, indent=2) + "\n"
 
 
+# A metric label's sub- and superscripts, written as in LaTeX without braces: ``DS_global^tgt``, ``PF_drag``. A mark
+# must follow a character and is followed by the script's text (up to a space or the next mark).
+_SCRIPT = re.compile(r"(?<=\S)([_^])([^\s_^]+)")
+
+
+def html_label(label: object) -> str:
+    """A metric label as HTML with real scripts (``DS<sub>global</sub><sup>tgt</sup>``), every text escaped."""
+    text, parts, last = str(label), [], 0
+    for match in _SCRIPT.finditer(text):
+        tag = "sub" if match.group(1) == "_" else "sup"
+        parts += [html_text(text[last:match.start()]), f"<{tag}>{html_text(match.group(2))}</{tag}>"]
+        last = match.end()
+    return "".join(parts) + html_text(text[last:])
+
+
 def html_table(board: Leaderboard) -> str:
     """The leaderboard as an HTML ``<table>`` (every text escaped), its numbers in ``data-value`` for sorting."""
     def fmt(cell: Cell) -> str:
@@ -281,7 +297,7 @@ def html_table(board: Leaderboard) -> str:
     def value(cell: Cell) -> str:
         return "" if cell.mean is None else f' data-value="{cell.mean!r}"'
 
-    head = "".join(f"<th>{html_text(c.label)} {c.arrow}</th>" for c in board.columns)
+    head = "".join(f'<th title="{html_text(c.name)}">{html_label(c.label)} {c.arrow}</th>' for c in board.columns)
     body = "\n".join(
         f"<tr><td>{html_text(row.method) if row.ranked else '<i>' + html_text(row.method) + '</i>'}</td>"
         f"<td>{html_text(row.inputs)}</td>"
