@@ -80,6 +80,20 @@ def small_bench(tmp_path) -> Path:
     return write_bench(tmp_path / "bench", records, images)
 
 
+@pytest.fixture
+def identity_oracle_results(small_bench, tmp_path) -> Path:
+    """``tmp_path/results`` with ``identity`` and ``oracle`` run on :func:`small_bench` (the judge tests' folder)."""
+    from tvbench.cases import load_benchmark
+    from tvbench.methods import create_method
+    from tvbench.runner import run_method
+
+    bench = load_benchmark(small_bench)
+    out = tmp_path / "results"
+    for name in ("identity", "oracle"):
+        run_method(create_method(name), bench, out, progress=False)
+    return out
+
+
 def tvbench_command() -> list[str]:
     """The installed ``tvbench`` entry point (the console script beside this interpreter), as users run it."""
     script = Path(sys.executable).parent / ("tvbench.exe" if os.name == "nt" else "tvbench")

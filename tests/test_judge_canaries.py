@@ -7,25 +7,18 @@ import json
 import pytest
 
 from conftest import run_tvbench
-from tvbench.cases import load_benchmark
 from tvbench.gate import run_gate
 from tvbench.judge.canaries import CANARIES, canary_drift, canary_report
 from tvbench.judge.images import png_bytes
 from tvbench.judge.testing import FakeJudgeServer, canary_grader, vllm_model
-from tvbench.methods import create_method
-from tvbench.runner import run_method
 
 FAST = ["--quiet", "--judge-max-attempts", "1", "--judge-concurrency", "1"]
 N_CANARIES = sum(len(c.expected) for c in CANARIES)  # pf and cp, each canary whose grade the rubric pins down
 
 
 @pytest.fixture
-def results(small_bench, tmp_path):
-    bench = load_benchmark(small_bench)
-    out = tmp_path / "results"
-    for name in ("identity", "oracle"):
-        run_method(create_method(name), bench, out, progress=False)
-    return out
+def results(identity_oracle_results):
+    return identity_oracle_results
 
 
 def score_cli(results, server, *extra, model="judge-a"):

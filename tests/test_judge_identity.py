@@ -10,7 +10,6 @@ import socket
 import pytest
 
 from conftest import run_tvbench
-from tvbench.cases import load_benchmark
 from tvbench.errors import ConfigError
 from tvbench.gate import run_gate
 from tvbench.judge import JudgeConfig
@@ -18,20 +17,14 @@ from tvbench.judge.config import parse_max_errors
 from tvbench.judge.identity import identity_line, identity_mismatch
 from tvbench.judge.preflight import BudgetExceeded, PreflightError
 from tvbench.judge.testing import FakeJudgeServer, http_error, prose, vllm_model
-from tvbench.methods import create_method
-from tvbench.runner import run_method
 from tvbench.scoring import ScoringConfig, score_results
 
 FAST = ["--quiet", "--judge-max-attempts", "1", "--judge-concurrency", "1"]
 
 
 @pytest.fixture
-def results(small_bench, tmp_path):
-    bench = load_benchmark(small_bench)
-    out = tmp_path / "results"
-    for name in ("identity", "oracle"):
-        run_method(create_method(name), bench, out, progress=False)
-    return out
+def results(identity_oracle_results):
+    return identity_oracle_results
 
 
 def score_cli(results, server_url, *extra, model="judge-a", metrics="pf,cp"):

@@ -22,12 +22,8 @@ from conftest import shifted_cases, write_bench
 
 
 @pytest.fixture
-def results(small_bench, tmp_path):
-    bench = load_benchmark(small_bench)
-    out = tmp_path / "results"
-    for name in ("identity", "oracle"):
-        run_method(create_method(name), bench, out, progress=False)
-    return out
+def results(identity_oracle_results):
+    return identity_oracle_results
 
 
 def rows_of(out):
