@@ -61,3 +61,36 @@ def import_(
         raise TvbenchError(f"{src}: {len(exc.errors)} case(s) cannot be imported; nothing was written") from None
     say(f"imported {len(benchmark)} cases to {out}, hash {benchmark.hash}")
 # --- end data import ---
+
+
+# --- data build (tvbench/videos) ---
+@data_app.command("build", short_help="Build cases from videos: clips, tracks, flow, filters, points, instructions.")
+def build_(
+    videos: Path = typer.Argument(..., metavar="VIDEOS", help="A folder of videos (mp4, webm, mov, mkv) or a text "
+                                  "file of paths, one a line."),
+    out: Path = typer.Argument(..., metavar="OUT", help="Destination folder benchmark (resumable: rerun to go on)."),
+    strides: str = typer.Option("8,16", help="Clip lengths in frames, comma-separated: I1 = frame t, I2 = t + stride."),
+    max_clips: Optional[int] = typer.Option(None, "--max-clips", help="At most N clips per video."),
+    points: int = typer.Option(5, help="Sparse drag points per case."),
+    tracker: str = typer.Option("lk", help="Tracker: lk (CPU); cotracker3 is named but not implemented yet."),
+    flow: str = typer.Option("dis", help="Flow estimator: dis (CPU); sea-raft is named but not implemented yet."),
+    mllm_base_url: Optional[str] = typer.Option(None, "--mllm-base-url", help="OpenAI-compatible server, e.g. "
+                                                "http://localhost:8000/v1 (vllm serve Qwen/Qwen3-VL-...)."),
+    mllm_model: Optional[str] = typer.Option(None, "--mllm-model", help="The model the server serves."),
+    no_instructions: bool = typer.Option(False, "--no-instructions", help="Write cases without instructions "
+                                         "(recorded in each case's meta)."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="K/N: only every N-th video, starting at the K-th."),
+) -> None:
+    """Build a benchmark folder from videos (the paper's Sec. 3.2 pipeline, CPU trackers)."""
+    from tvbench.videos.build import BuildConfig, build, parse_shard
+
+    try:
+        stride_list = sorted({int(s) for s in strides.split(",") if s.strip()})
+    except ValueError:
+        raise ConfigError(f"--strides {strides!r}: expected comma-separated frame counts, e.g. 8,16") from None
+    config = BuildConfig(strides=stride_list, max_clips=max_clips, points=points, tracker=tracker, flow=flow,
+                         shard=parse_shard(shard), mllm_base_url=mllm_base_url, mllm_model=mllm_model,
+                         no_instructions=no_instructions)
+    funnel = build(videos, out, config, say=say)
+    say(f"wrote {funnel.get('written', 0)} new case(s) to {out}; see {out}/build_stats.json for every rejection")
+# --- end data build ---

@@ -1,0 +1,245 @@
+"""``tvbench data build``: videos -> clips -> tracks + flow -> filters -> sparse points -> instructions -> cases.
+
+Resumable: each clip's outcome (a case, or a rejection with its reason) is written atomically under
+``OUT/.build/clips/<clip id>.json`` (its images first, under ``OUT/.build/images/``), and a video whose clips are
+all done gets ``OUT/.build/videos/<key>.json``; a rerun skips both. The benchmark (``cases.jsonl`` + ``images/``)
+is then assembled from every finished clip with the folder writer, under a lock, so shards (``--shard K/N``,
+videos split by index) can share one OUT. ``OUT/build_stats.json`` holds the funnel and every rejection.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+from tvbench.errors import ConfigError
+from tvbench.io import atomic_save_png, atomic_write_json, file_lock, sha256_hex
+from tvbench.videos import clips as clips_mod
+from tvbench.videos.filters import FilterConfig, check_global_motion, check_motion, check_quality
+from tvbench.videos.sampling import as_pairs, sample_sparse
+from tvbench.videos.tracking import create_flow, create_tracker
+
+BUILD_DIR = ".build"
+STATS_FILE = "build_stats.json"
+FUNNEL = ("videos", "bad_videos", "clips", "done_before", "decoded", "kept_quality", "kept_global_motion",
+          "tracked", "kept_motion", "sampled", "annotated", "written")
+NO_INSTRUCTIONS = "none: built with --no-instructions"
+
+
+@dataclass
+class BuildConfig:
+    strides: list[int] = field(default_factory=lambda: [8, 16])
+    max_clips: int | None = None  # per video
+    points: int = 5  # sparse points per case
+    tracker: str = "lk"
+    flow: str = "dis"
+    filters: FilterConfig = field(default_factory=FilterConfig)
+    shard: tuple[int, int] = (1, 1)  # K/N, K from 1
+    mllm_base_url: str | None = None
+    mllm_model: str | None = None
+    no_instructions: bool = False
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    if not text:
+        return (1, 1)
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
+        raise ConfigError(f"--shard {text!r}: expected K/N with 1 <= K <= N, e.g. 1/4")
+    return int(match.group(1)), int(match.group(2))
+
+
+def video_key(path: Path) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(path).stem).strip("-._")[:60] or "video"
+    return f"{stem}-{sha256_hex(str(Path(path).resolve()))[:8]}"
+
+
+def clip_id(key: str, clip: clips_mod.Clip) -> str:
+    return f"{key}-s{clip.stride}-f{clip.start:06d}"
+
+
+class Builder:
+    def __init__(self, config: BuildConfig, out: Path, say: Callable[[str], None] = print):
+        if not config.no_instructions and not (config.mllm_base_url and config.mllm_model):
+            raise ConfigError("tvbench data build: pass --mllm-base-url and --mllm-model for instructions, or "
+                              "--no-instructions to write cases without them")
+        if not config.strides or min(config.strides) < 1:
+            raise ConfigError("--strides: give positive frame counts, e.g. 8,16")
+        self.config, self.out, self.say = config, Path(out), say
+        if (self.out / "cases.jsonl").exists() and not (self.out / BUILD_DIR).exists():
+            raise ConfigError(f"{self.out}: holds a benchmark that tvbench data build did not write")
+        self.work = self.out / BUILD_DIR
+        for sub in ("clips", "videos", "images"):
+            (self.work / sub).mkdir(parents=True, exist_ok=True)
+        self.tracker, self.flow = create_tracker(config.tracker), create_flow(config.flow)
+        self.annotator = None
+        if not config.no_instructions:
+            from tvbench.videos.annotate import Annotator
+
+            self.annotator = Annotator(config.mllm_base_url, config.mllm_model, self.work / "mllm.cache.sqlite")
+        self.funnel: Counter = Counter()
+
+    # --- one clip ---
+    def _marker(self, cid: str) -> Path:
+        return self.work / "clips" / f"{cid}.json"
+
+    def _is_done(self, cid: str) -> bool:
+        path = self._marker(cid)
+        if not path.exists():
+            return False
+        if self.annotator is not None:  # a clip built --no-instructions is annotated now
+            record = json.loads(path.read_text())
+            return not (record.get("status") == "written" and record.get("no_instructions"))
+        return True
+
+    def _reject(self, cid: str, clip: clips_mod.Clip, stage: str, reason: str) -> dict:
+        outcome = {"status": "rejected", "id": cid, "video": str(clip.video), "stage": stage, "reason": reason}
+        atomic_write_json(self._marker(cid), outcome)
+        return outcome
+
+    def process(self, cid: str, clip: clips_mod.Clip) -> dict:
+        cfg = self.config
+        first, last = clip.frames[0], clip.frames[-1]
+        height, width = first.shape[:2]
+        self.funnel["decoded"] += 1
+        reason = check_quality(first, last, cfg.filters)
+        if reason:
+            return self._reject(cid, clip, "quality", reason)
+        self.funnel["kept_quality"] += 1
+        flow = self.flow.flow(first, last)
+        reason = check_global_motion(flow, cfg.filters)
+        if reason:
+            return self._reject(cid, clip, "global_motion", reason)
+        self.funnel["kept_global_motion"] += 1
+        tracks = self.tracker.track(clip.frames).kept()
+        self.funnel["tracked"] += 1
+        reason = check_motion(tracks, cfg.filters)
+        if reason:
+            return self._reject(cid, clip, "motion", reason)
+        self.funnel["kept_motion"] += 1
+        seed = int(sha256_hex(cid)[:8], 16)
+        picked = sample_sparse(tracks, np.linalg.norm(flow, axis=-1), n=cfg.points, seed=seed)
+        if len(picked) == 0:
+            return self._reject(cid, clip, "sampling", "no moving track to sample")
+        self.funnel["sampled"] += 1
+        points = as_pairs(tracks, picked, width, height)
+        dense = as_pairs(tracks, None, width, height)
+        meta: dict = {"provenance": {
+            "video": str(clip.video), "frames": [clip.start, clip.end], "stride": clip.stride, "fps": clip.fps,
+            "tracker": self.tracker.describe(), "flow": self.flow.describe(), "filters": cfg.filters.describe(),
+            "sampling": {"points": cfg.points, "seed": seed, "weights": "normalised DIS flow magnitude"},
+            "mllm": self.annotator.describe() if self.annotator else None}}
+        instruction = None
+        if self.annotator is None:
+            meta["instructions"] = NO_INSTRUCTIONS
+        else:
+            from tvbench.videos.annotate import Rejected
+
+            try:
+                instruction, reverse = self.annotator.annotate(first, last, points)
+            except Rejected as exc:
+                return self._reject(cid, clip, "mllm", str(exc))
+            meta["reverse_instruction"] = reverse
+            self.funnel["annotated"] += 1
+        images = {}
+        for role, frame in (("source", first), ("target", last)):
+            path = self.work / "images" / f"{cid}.{role}.png"
+            atomic_save_png(path, Image.fromarray(frame))
+            images[role] = f"images/{cid}.{role}.png"
+        record = {"id": cid, **images, "points": points, "dense_points": dense, "subtask": "real", "meta": meta}
+        if instruction is not None:
+            record["instruction"] = instruction
+        outcome = {"status": "written", "id": cid, "record": record, "no_instructions": self.annotator is None}
+        atomic_write_json(self._marker(cid), outcome)
+        self.funnel["written"] += 1
+        return outcome
+
+    # --- the whole run ---
+    def run(self, videos: list[Path]) -> Counter:
+        k, n = self.config.shard
+        mine = [v for i, v in enumerate(videos) if i % n == k - 1]
+        for video in mine:
+            self.funnel["videos"] += 1
+            key = video_key(video)
+            done_marker = self.work / "videos" / f"{key}.json"
+            done = json.loads(done_marker.read_text()) if done_marker.exists() else None
+            windows = {"strides": self.config.strides, "max_clips": self.config.max_clips}
+            if (done is not None and all(done.get(k) == v for k, v in windows.items())
+                    and (self.annotator is None or not done.get("no_instructions"))):
+                self.funnel["clips"] += done.get("clips", 0)
+                self.funnel["done_before"] += done.get("clips", 0)
+                if done.get("bad"):
+                    self.say(f"{video}: {done['bad']} (recorded by an earlier run)")
+                    self.funnel["bad_videos"] += 1
+                continue
+            made = 0
+            try:
+                for clip in clips_mod.iter_clips(video, self.config.strides, self.config.max_clips, warn=self.say):
+                    made += 1
+                    self.funnel["clips"] += 1
+                    cid = clip_id(key, clip)
+                    if self._is_done(cid):
+                        self.funnel["done_before"] += 1
+                        continue
+                    self.process(cid, clip)
+            except clips_mod.BadVideo as exc:
+                self.say(exc.line())
+                self.funnel["bad_videos"] += 1
+                atomic_write_json(done_marker, {"video": str(video), "clips": made, "bad": exc.reason, **windows})
+                continue
+            atomic_write_json(done_marker, {"video": str(video), "clips": made,
+                                            "no_instructions": self.annotator is None, **windows})
+        self.assemble()
+        return self.funnel
+
+    def assemble(self) -> None:
+        """Write ``cases.jsonl`` + ``images/`` from every finished clip (all shards), and the stats file."""
+        from tvbench.cases import Benchmark
+        from tvbench.cases.case import ImageRef, parse_case
+        from tvbench.cases.folder import write_folder
+
+        with file_lock(self.work / "assemble.lock"):
+            cases, rejections, bad = [], [], []
+            for path in sorted((self.work / "clips").glob("*.json")):
+                outcome = json.loads(path.read_text())
+                if outcome.get("status") == "written":
+                    cases.append(parse_case(outcome["record"], lambda cid, role, value: ImageRef(
+                        value, path=self.work / value)))
+                else:
+                    rejections.append(outcome)
+            for path in sorted((self.work / "videos").glob("*.json")):
+                done = json.loads(path.read_text())
+                if done.get("bad"):
+                    bad.append({"video": done["video"], "reason": done["bad"]})
+            bench = Benchmark(name=self.out.name, spec=str(self.out), cases=cases,
+                              info={"built_by": "tvbench data build"})
+            write_folder(bench, self.out, overwrite=True)
+            atomic_write_json(self.out / STATS_FILE, {
+                "funnel_last_run": {k: self.funnel.get(k, 0) for k in FUNNEL},
+                "cases": len(cases), "rejections": rejections, "bad_videos": bad,
+                "rejected_by_stage": dict(Counter(r.get("stage") for r in rejections))})
+
+    def close(self) -> None:
+        if self.annotator is not None:
+            self.annotator.close()
+
+
+def build(videos_source: Path, out: Path, config: BuildConfig, say: Callable[[str], None] = print) -> Counter:
+    try:
+        videos = clips_mod.list_videos(Path(videos_source))
+    except (FileNotFoundError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"VIDEOS: {exc}") from None
+    builder = Builder(config, out, say)
+    try:
+        funnel = builder.run(videos)
+    finally:
+        builder.close()
+    say("funnel: " + ", ".join(f"{k} {funnel.get(k, 0)}" for k in FUNNEL))
+    return funnel
