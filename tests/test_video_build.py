@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -286,3 +287,29 @@ def test_cli_needs_an_mllm_or_no_instructions_and_gpu_models_say_what_they_need(
 
     with pytest.raises(ConfigError, match="no-such-folder"):
         build(tmp_path / "no-such-folder", tmp_path / "out2", BuildConfig(no_instructions=True))
+
+
+def test_a_build_killed_midway_resumes_to_the_same_output_and_leaves_nothing_partial(videos, tmp_path):
+    """SIGKILL once the first clip is recorded, rerun: the same cases as an uninterrupted build, no partial file."""
+    import signal
+    import subprocess
+    import time
+
+    from conftest import run_tvbench, tvbench_command
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    args = ["data", "build", str(videos), "--strides", "8,16", "--no-instructions"]
+    assert run_tvbench(*args[:3], str(whole), *args[3:], env=env).returncode == 0
+    process = subprocess.Popen([*tvbench_command(), *args[:3], str(killed), *args[3:]], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while process.poll() is None and time.monotonic() < deadline and not list(killed.rglob("*.json")):
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the build finished before it could be killed"
+    rerun = run_tvbench(*args[:3], str(killed), *args[3:], env=env)
+    assert rerun.returncode == 0, rerun.stderr
+    assert (killed / "cases.jsonl").read_text() == (whole / "cases.jsonl").read_text()
+    assert not list(killed.rglob(".partial-*"))
