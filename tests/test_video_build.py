@@ -313,3 +313,93 @@ def test_a_build_killed_midway_resumes_to_the_same_output_and_leaves_nothing_par
     assert rerun.returncode == 0, rerun.stderr
     assert (killed / "cases.jsonl").read_text() == (whole / "cases.jsonl").read_text()
     assert not list(killed.rglob(".partial-*"))
+
+
+def test_magnitude_groups_from_strides(videos, tmp_path):
+    from conftest import run_tvbench
+    from tvbench.judge.testing import FakeJudgeServer
+
+    env = {"OMP_NUM_THREADS": "1"}
+    square_only = videos / "list.txt"
+    square_only.write_text("square.mp4\n")
+    out = tmp_path / "out"
+    done = run_tvbench("data", "build", str(square_only), str(out), "--strides", "4,8,16", "--magnitude-groups",
+                       "--no-instructions", env=env)
+    assert done.returncode == 0, done.stderr
+    cases = _cases(out)
+    assert len(cases) == 3 and {c["group"] for c in cases} == {cases[0]["group"]}  # one group: t = 0, 20 frames
+    assert all(c["subtask"] == "magnitude" and "instruction" not in c for c in cases)
+    assert len({(out / c["source"]).read_bytes() for c in cases}) == 1  # one I1 (the writer names a file per case)
+    by_stride = sorted(cases, key=lambda c: c["meta"]["provenance"]["stride"])
+    assert [c["meta"]["provenance"]["frames"] for c in by_stride] == [[0, 4], [0, 8], [0, 16]]
+    starts = [[p[:2] for p in c["points"]] for c in by_stride]
+    assert starts[0] == starts[1] == starts[2]  # the same tracks at each stride
+    lengths = [np.mean([np.hypot(p[2] - p[0], p[3] - p[1]) for p in c["points"]]) for c in by_stride]
+    assert lengths[0] < lengths[1] < lengths[2]
+    expected = [s * np.hypot(*MOTION) for s in (4, 8, 16)]  # the square's exact motion
+    assert np.allclose(lengths, expected, atol=0.5), lengths
+    checked = run_tvbench("validate", str(out), env=env)
+    assert checked.returncode == 0 and "3 cases OK" in (checked.stdout + checked.stderr), checked.stderr
+
+    good = json.dumps({"forward": "Move the patterned square down and to the right",
+                       "backward": "Move the patterned square up and to the left"})
+    from tvbench.videos.build import BuildConfig, build
+
+    config = BuildConfig(strides=[4, 8, 16], magnitude_groups=True, mllm_base_url="", mllm_model="fake-vl")
+    with FakeJudgeServer(_mllm_script(good)) as server:
+        config.mllm_base_url = server.base_url
+        funnel = build(square_only, tmp_path / "out2", config, say=lambda line: None)
+        assert len(server.requests) == 2  # one instruction (and its check) for the whole group
+    assert funnel["written"] == 1
+    cases = _cases(tmp_path / "out2")
+    assert len(cases) == 3 and {c["instruction"] for c in cases} == {"Move the patterned square down and to the right"}
+    assert {c["meta"]["reverse_instruction"] for c in cases} == {"Move the patterned square up and to the left"}
+
+
+def test_built_cases_with_instructions_train_tvedit_bidirectionally(videos, tmp_path):
+    """The builder's output trains unchanged: 2 steps of the tiny Qwen controller with --bidirectional."""
+    pytest.importorskip("torch")
+    pytest.importorskip("diffusers")
+    pytest.importorskip("accelerate")
+    from conftest import run_tvbench
+    from tvbench.judge.testing import FakeJudgeServer
+    from tvbench.testing.tiny_editors import tiny_pipeline_dir
+
+    good = json.dumps({"forward": "Move the patterned square down and to the right",
+                       "backward": "Move the patterned square up and to the left"})
+    with FakeJudgeServer(_mllm_script(good)) as server:
+        funnel, _ = _build_square(videos, tmp_path / "built", server.base_url)
+    assert funnel["written"] == 2
+    output = tmp_path / "run"
+    done = run_tvbench("train", "tvedit", "--backbone", "qwen", "--data", str(tmp_path / "built"),
+                       "--output", str(output), "--model", str(tiny_pipeline_dir("qwen-image-edit")),
+                       "--cache-dir", str(tmp_path / "cache"), "--steps", "2", "--blocks", "1", "--injections", "2",
+                       "--resolution", "64", "--lr", "3e-3", "--log-with", "none", "-q", "--bidirectional",
+                       "--effective-batch", "2", env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    losses = [json.loads(line)["loss"] for line in (output / "loss.jsonl").read_text().splitlines()]
+    assert len(losses) == 2 and all(np.isfinite(losses))
+    assert (output / "controller.safetensors").is_file()
+    run = json.loads((output / "run.json").read_text())
+    assert run["pairs"] == 4  # two cases, each forward and backward (meta.reverse_instruction)
+
+
+def test_magnitude_groups_reject_whole_groups_and_motion_that_turns_back(videos, tmp_path):
+    from tvbench.videos.build import BuildConfig, build
+
+    background, patch = texture(W, H, 1), texture(SQUARE, SQUARE, 2)
+    frames = []
+    for t in range(N):  # right 2 px a frame for 8 frames, then back 1 px a frame: at 16 only 8 px from the start
+        x = ORIGIN[0] + (2 * t if t <= 8 else 16 - (t - 8))
+        frame = background.copy()
+        frame[ORIGIN[1]:ORIGIN[1] + SQUARE, x:x + SQUARE] = patch
+        frames.append(frame)
+    encode(videos / "back.mp4", frames)
+    funnel = build(videos, tmp_path / "out", BuildConfig(strides=[8, 16], magnitude_groups=True,
+                                                         no_instructions=True), say=lambda line: None)
+    assert funnel["clips"] == 5 and funnel["written"] == 1  # one group per video; only the square's is kept
+    stats = _stats(tmp_path / "out")
+    assert stats["cases"] == 2 and stats["rejected_by_stage"] == {
+        "quality": 1, "global_motion": 1, "motion": 1, "magnitude": 1}
+    back = [r for r in stats["rejections"] if r["stage"] == "magnitude"][0]
+    assert back["id"].startswith("back-") and "do not grow" in back["reason"]

@@ -80,6 +80,10 @@ def build_(
     no_instructions: bool = typer.Option(False, "--no-instructions", help="Write cases without instructions "
                                          "(recorded in each case's meta)."),
     shard: Optional[str] = typer.Option(None, "--shard", help="K/N: only every N-th video, starting at the K-th."),
+    magnitude_groups: bool = typer.Option(False, "--magnitude-groups", help="Instead of single clips, one magnitude "
+                                          "group per start frame t = 0, S, 2S, ... (S the largest stride): the clips "
+                                          "t -> t + s for every stride s, same points, one instruction "
+                                          "(subtask magnitude; --max-clips then counts groups)."),
 ) -> None:
     """Build a benchmark folder from videos (the paper's Sec. 3.2 pipeline, CPU trackers)."""
     from tvbench.videos.build import BuildConfig, build, parse_shard
@@ -90,7 +94,7 @@ def build_(
         raise ConfigError(f"--strides {strides!r}: expected comma-separated frame counts, e.g. 8,16") from None
     config = BuildConfig(strides=stride_list, max_clips=max_clips, points=points, tracker=tracker, flow=flow,
                          shard=parse_shard(shard), mllm_base_url=mllm_base_url, mllm_model=mllm_model,
-                         no_instructions=no_instructions)
+                         no_instructions=no_instructions, magnitude_groups=magnitude_groups)
     funnel = build(videos, out, config, say=say)
     say(f"wrote {funnel.get('written', 0)} new case(s) to {out}; see {out}/build_stats.json for every rejection")
 # --- end data build ---

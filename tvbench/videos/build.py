@@ -24,7 +24,7 @@ from tvbench.io import atomic_save_png, atomic_write_json, file_lock, sha256_hex
 from tvbench.videos import clips as clips_mod
 from tvbench.videos.filters import FilterConfig, check_global_motion, check_motion, check_quality
 from tvbench.videos.sampling import as_pairs, sample_sparse
-from tvbench.videos.tracking import create_flow, create_tracker
+from tvbench.videos.tracking import Tracks, create_flow, create_tracker
 
 BUILD_DIR = ".build"
 STATS_FILE = "build_stats.json"
@@ -45,6 +45,7 @@ class BuildConfig:
     mllm_base_url: str | None = None
     mllm_model: str | None = None
     no_instructions: bool = False
+    magnitude_groups: bool = False  # clips at every stride from one start frame -> one magnitude group
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -161,6 +162,97 @@ class Builder:
         self.funnel["written"] += 1
         return outcome
 
+    # --- one magnitude group (--magnitude-groups) ---
+    def process_group(self, gid: str, group: list[clips_mod.Clip]) -> dict:
+        """Clips sharing I1 at increasing strides -> one case per stride, ``subtask="magnitude"``, ``group=gid``:
+        the same tracks (visible at every stride, sampled by the largest stride's flow) as points, so requested
+        lengths grow with the stride; one instruction (asked on the largest stride's pair) for all of them.
+        Rejected as a whole: any clip failing quality or camera motion, too little motion at the smallest stride,
+        or requested lengths not strictly increasing."""
+        cfg = self.config
+        first = group[0].frames[0]
+        height, width = first.shape[:2]
+        self.funnel["decoded"] += 1
+        flows = []
+        for clip in group:
+            reason = check_quality(first, clip.frames[-1], cfg.filters)
+            if reason:
+                return self._reject(gid, clip, "quality", f"stride {clip.stride}: {reason}")
+        self.funnel["kept_quality"] += 1
+        for clip in group:
+            flows.append(self.flow.flow(first, clip.frames[-1]))
+            reason = check_global_motion(flows[-1], cfg.filters)
+            if reason:
+                return self._reject(gid, clip, "global_motion", f"stride {clip.stride}: {reason}")
+        self.funnel["kept_global_motion"] += 1
+        all_tracks = [self.tracker.track(clip.frames) for clip in group]  # same grid on the same I1: aligned
+        common = np.logical_and.reduce([t.visible for t in all_tracks])
+        per_stride = [Tracks(t.start[common], t.end[common], t.visible[common]) for t in all_tracks]
+        self.funnel["tracked"] += 1
+        reason = check_motion(per_stride[0], cfg.filters)
+        if reason:
+            return self._reject(gid, group[0], "motion", f"stride {group[0].stride}: {reason}")
+        self.funnel["kept_motion"] += 1
+        seed = int(sha256_hex(gid)[:8], 16)
+        picked = sample_sparse(per_stride[-1], np.linalg.norm(flows[-1], axis=-1), n=cfg.points, seed=seed)
+        if len(picked) == 0:
+            return self._reject(gid, group[-1], "sampling", "no moving track to sample")
+        points = [as_pairs(t, picked, width, height) for t in per_stride]
+        lengths = [float(np.mean([np.hypot(p[2] - p[0], p[3] - p[1]) for p in pts])) for pts in points]
+        if any(b <= a for a, b in zip(lengths, lengths[1:])):
+            return self._reject(gid, group[-1], "magnitude",
+                                "requested lengths do not grow with the stride: "
+                                + ", ".join(f"{c.stride}: {n:.2f} px" for c, n in zip(group, lengths)))
+        self.funnel["sampled"] += 1
+        instruction, extra = None, {}
+        if self.annotator is None:
+            extra["instructions"] = NO_INSTRUCTIONS
+        else:
+            from tvbench.videos.annotate import Rejected
+
+            try:
+                instruction, reverse = self.annotator.annotate(first, group[-1].frames[-1], points[-1])
+            except Rejected as exc:
+                return self._reject(gid, group[-1], "mllm", str(exc))
+            extra["reverse_instruction"] = reverse
+            self.funnel["annotated"] += 1
+        source = f"images/{gid}.source.png"
+        atomic_save_png(self.work / source, Image.fromarray(first))
+        records = []
+        for clip, pts, tracks, length in zip(group, points, per_stride, lengths):
+            cid = f"{gid}-s{clip.stride}"
+            target = f"images/{cid}.target.png"
+            atomic_save_png(self.work / target, Image.fromarray(clip.frames[-1]))
+            meta = {**extra, "requested_length_px": round(length, 2), "provenance": {
+                "video": str(clip.video), "frames": [clip.start, clip.end], "stride": clip.stride, "fps": clip.fps,
+                "tracker": self.tracker.describe(), "flow": self.flow.describe(), "filters": cfg.filters.describe(),
+                "sampling": {"points": cfg.points, "seed": seed, "weights": "normalised DIS flow magnitude of the "
+                             "largest stride; tracks visible at every stride of the group"},
+                "magnitude_group": {"strides": [c.stride for c in group]},
+                "mllm": self.annotator.describe() if self.annotator else None}}
+            record = {"id": cid, "source": source, "target": target, "points": pts,
+                      "dense_points": as_pairs(tracks, None, width, height), "subtask": "magnitude", "group": gid,
+                      "meta": meta}
+            if instruction is not None:
+                record["instruction"] = instruction
+            records.append(record)
+        outcome = {"status": "written", "id": gid, "records": records, "no_instructions": self.annotator is None}
+        atomic_write_json(self._marker(gid), outcome)
+        self.funnel["written"] += 1
+        return outcome
+
+    def _units(self, video: Path, key: str):
+        """(id, process) for each clip, or each magnitude group, of one video as decoding reaches it."""
+        cfg = self.config
+        if cfg.magnitude_groups:
+            for group in clips_mod.iter_groups(video, cfg.strides, cfg.max_clips, warn=self.say):
+                gid = f"{key}-g{group[0].start:06d}"
+                yield gid, (lambda g=group, i=gid: self.process_group(i, g))
+        else:
+            for clip in clips_mod.iter_clips(video, cfg.strides, cfg.max_clips, warn=self.say):
+                cid = clip_id(key, clip)
+                yield cid, (lambda c=clip, i=cid: self.process(i, c))
+
     # --- the whole run ---
     def run(self, videos: list[Path]) -> Counter:
         k, n = self.config.shard
@@ -170,7 +262,8 @@ class Builder:
             key = video_key(video)
             done_marker = self.work / "videos" / f"{key}.json"
             done = json.loads(done_marker.read_text()) if done_marker.exists() else None
-            windows = {"strides": self.config.strides, "max_clips": self.config.max_clips}
+            windows = {"strides": self.config.strides, "max_clips": self.config.max_clips,
+                       "magnitude_groups": self.config.magnitude_groups}
             if (done is not None and all(done.get(k) == v for k, v in windows.items())
                     and (self.annotator is None or not done.get("no_instructions"))):
                 self.funnel["clips"] += done.get("clips", 0)
@@ -181,14 +274,13 @@ class Builder:
                 continue
             made = 0
             try:
-                for clip in clips_mod.iter_clips(video, self.config.strides, self.config.max_clips, warn=self.say):
+                for cid, work in self._units(video, key):
                     made += 1
                     self.funnel["clips"] += 1
-                    cid = clip_id(key, clip)
                     if self._is_done(cid):
                         self.funnel["done_before"] += 1
                         continue
-                    self.process(cid, clip)
+                    work()
             except clips_mod.BadVideo as exc:
                 self.say(exc.line())
                 self.funnel["bad_videos"] += 1
@@ -210,8 +302,9 @@ class Builder:
             for path in sorted((self.work / "clips").glob("*.json")):
                 outcome = json.loads(path.read_text())
                 if outcome.get("status") == "written":
-                    cases.append(parse_case(outcome["record"], lambda cid, role, value: ImageRef(
-                        value, path=self.work / value)))
+                    for record in outcome.get("records") or [outcome["record"]]:
+                        cases.append(parse_case(record, lambda cid, role, value: ImageRef(
+                            value, path=self.work / value)))
                 else:
                     rejections.append(outcome)
             for path in sorted((self.work / "videos").glob("*.json")):

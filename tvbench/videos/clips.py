@@ -140,3 +140,27 @@ def iter_clips(path: Path, strides: list[int], max_clips: int | None = None,
 
 def clips_of(path: Path, strides: list[int], max_clips: int | None = None) -> list[Clip]:
     return list(iter_clips(path, strides, max_clips))
+
+
+def iter_groups(path: Path, strides: list[int], max_groups: int | None = None,
+                warn: Callable[[str], None] | None = None) -> Iterator[list[Clip]]:
+    """Magnitude groups: for each start frame ``t`` of the largest stride S (t = 0, S, 2S, ...; groups do not
+    overlap), the clips ``(t, t + s)`` for every stride s, smallest first, all sharing I1 = frame t. Yielded when
+    decoding reaches t + S; holds ``S + 1`` frames. :class:`BadVideo` as :func:`iter_clips` (shorter than S + 1
+    frames: no group)."""
+    strides = sorted(set(strides))
+    largest = strides[-1]
+    buffer: deque = deque(maxlen=largest + 1)
+    made, count = 0, 0
+    for index, (frame, fps) in enumerate(iter_frames(path, warn)):
+        buffer.append(frame)
+        count = index + 1
+        if index >= largest and index % largest == 0:
+            held = list(buffer)
+            yield [Clip(Path(path), index - largest, s, held[:s + 1], fps) for s in strides]
+            made += 1
+            if max_groups is not None and made >= max_groups:
+                return
+    if count <= largest:
+        raise BadVideo(path, f"{count} frame(s), shorter than the largest stride ({largest} + 1 frames) that "
+                             f"--magnitude-groups needs")
