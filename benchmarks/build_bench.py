@@ -28,13 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-
-def texture(width: int, height: int, seed: int) -> np.ndarray:
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    noise = rng.uniform(0, 255, (height, width, 3)).astype(np.float32)
-    return np.clip(cv2.GaussianBlur(noise, (0, 0), 1.2) * 1.6 - 76, 0, 255).astype(np.uint8)
+from tvbench.testing.videos import encode_video as encode
+from tvbench.testing.videos import texture
 
 
 def moving_square_frames(width: int, height: int, n: int, seed: int) -> list[np.ndarray]:
@@ -48,22 +43,6 @@ def moving_square_frames(width: int, height: int, n: int, seed: int) -> list[np.
         frame[y:y + size, x:x + size] = patch
         frames.append(frame)
     return frames
-
-
-def encode(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
-    import av
-
-    height, width = frames[0].shape[:2]
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": "4", "preset": "ultrafast"}
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
 
 
 def stage_times(videos: list[Path], strides: list[int], work: Path) -> tuple[dict, int]:

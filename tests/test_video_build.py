@@ -15,17 +15,12 @@ cv2 = pytest.importorskip("cv2")
 from tvbench.videos import clips as clips_mod  # noqa: E402
 from tvbench.videos.filters import FilterConfig, check_global_motion, check_motion, check_quality  # noqa: E402
 from tvbench.videos.sampling import sample_sparse  # noqa: E402
+from tvbench.testing.videos import encode_video, texture  # noqa: E402
 from tvbench.videos.tracking import create_flow, create_tracker  # noqa: E402
 
 W, H, N = 96, 64, 20
 MOTION = (2, 1)  # px per frame of the square, exact (integer shifts)
 SQUARE, ORIGIN = 24, (12, 12)
-
-
-def texture(width: int, height: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    noise = rng.uniform(0, 255, (height, width, 3)).astype(np.float32)
-    return np.clip(cv2.GaussianBlur(noise, (0, 0), 1.2) * 1.6 - 76, 0, 255).astype(np.uint8)
 
 
 def moving_square_frames(n: int = N) -> list[np.ndarray]:
@@ -52,17 +47,7 @@ def static_frames(n: int = N) -> list[np.ndarray]:
     return [texture(W, H, 4)] * n
 
 
-def encode(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
-        stream.options = {"crf": "4", "preset": "ultrafast"}
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+encode = encode_video  # (path, frames) -> path: the tests write with the shared encoder
 
 
 @pytest.fixture
