@@ -81,6 +81,15 @@ def max_diff(a, b) -> float:
     return float((a - b).abs().max()) if a.numel() else 0.0
 
 
+def print_stages(stages: list[Stage]) -> None:
+    """The table: stage, max |diff|, tolerance, ok (and the stage's note)."""
+    width = max(len(s.name) for s in stages)
+    print(f"{'stage':<{width}}  {'max |diff|':>10}  {'tolerance':>9}  ok")
+    for s in stages:
+        print(f"{s.name:<{width}}  {s.max_abs_diff:>10.3g}  {s.tolerance:>9.0e}  {'yes' if s.passed else 'NO'}"
+              + (f"  ({s.note})" if s.note else ""))
+
+
 def commit_of(path: Path) -> str:
     """HEAD of the checkout at ``path`` ('unknown' when ``path`` is not the top of a git checkout)."""
     try:
@@ -612,11 +621,7 @@ def main(argv: list[str] | None = None) -> int:
     stages, facts = crosscheck(args.method, args.original.resolve())
     print(f"{args.method} against {facts['original_commit'][:7]} ({facts['original']}); torch {facts['torch']}, "
           f"diffusers {facts['diffusers']}, float32 on the CPU")
-    width = max(len(s.name) for s in stages)
-    print(f"{'stage':<{width}}  {'max |diff|':>10}  {'tolerance':>9}  ok")
-    for s in stages:
-        print(f"{s.name:<{width}}  {s.max_abs_diff:>10.3g}  {s.tolerance:>9.0e}  {'yes' if s.passed else 'NO'}"
-              + (f"  ({s.note})" if s.note else ""))
+    print_stages(stages)
     if args.json:
         args.json.write_text(json.dumps({"facts": facts, "stages": [{**asdict(s), "passed": s.passed}
                                                                      for s in stages]}, indent=2) + "\n")

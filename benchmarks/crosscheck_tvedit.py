@@ -66,7 +66,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import torch
 
-from crosscheck import Stage, commit_of, max_diff  # the table's row and helpers (benchmarks/crosscheck.py, beside)
+from crosscheck import Stage, commit_of, max_diff, print_stages  # benchmarks/crosscheck.py, beside
 
 GRID = (4, 4)  # token rows and columns of the noised latent and of the condition image
 PIXELS_PER_TOKEN = 16  # VAE factor 8 x 2x2 packing: the point maps are drawn at 16x the token grid
@@ -343,11 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = crosscheck_tvedit(original, args.workdir or Path(scratch), args.blocks)
     print(f"tvedit-qwen against {commit_of(original)} ({original}); torch {torch.__version__}, "
           f"diffusers {diffusers.__version__}, float32 on the CPU, {args.blocks} controller blocks")
-    width = max(len(row.name) for row in rows)
-    print(f"{'stage':<{width}}  {'max |diff|':>10}  {'tolerance':>9}  ok")
-    for row in rows:
-        print(f"{row.name:<{width}}  {row.max_abs_diff:>10.3g}  {row.tolerance:>9.0e}  "
-              f"{'yes' if row.passed else 'NO'}" + (f"  ({row.note})" if row.note else ""))
+    print_stages(rows)
     return 0 if all(row.passed for row in rows) else 1
 
 

@@ -33,6 +33,17 @@ def say(message: str) -> None:
     typer.echo(message, err=True)
 
 
+def emit(text: str, output: Optional[Path]) -> None:
+    """A command's document: to stdout, or written atomically to ``output`` (and said so on stderr)."""
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    from tvbench.io import atomic_write_text
+
+    atomic_write_text(output, text)
+    say(f"wrote {output}")
+
+
 def _print_version(value: bool) -> None:
     if value:
         typer.echo(f"tvbench {__version__}")

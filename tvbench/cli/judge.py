@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from tvbench.cli.app import app, say
+from tvbench.cli.app import app, emit
 
 judge_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, short_help="Check the MLLM judge (PF, CP).",
                         help="The MLLM judge of PF and CP: its agreement with people.")
@@ -40,11 +39,4 @@ def agreement(
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
     report = agreement_report(ratings, results, alpha_level, Settings(ci, bootstrap, ci_method, seed))
-    text = render_agreement(report, fmt)
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        from tvbench.io import atomic_write_text
-
-        atomic_write_text(output, text)
-        say(f"wrote {output}")
+    emit(render_agreement(report, fmt), output)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -10,7 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from tvbench.cli.app import app, check_choice, console, say
+from tvbench.cli.app import app, check_choice, console, emit, say
 
 
 @app.command(short_help="Print or write the leaderboard.")
@@ -39,7 +38,6 @@ def report(
     rate_seed: int = typer.Option(0, "--rate-seed", help="Seed of the rating page's shuffled order."),
 ) -> None:
     """Print the leaderboard (best in bold, second underlined, intervals, ties, coverage where partial)."""
-    from tvbench.io import atomic_write_text
     from tvbench.report import RENDERERS, build_leaderboard, load_summary, render
 
     check_choice("--format", fmt, list(RENDERERS))
@@ -67,12 +65,7 @@ def report(
 
             say(f"wrote {write_rating_page(folder, index.parent, summary, rate_seed)}")
     else:
-        text = render(board, fmt)
-        if output is None:
-            sys.stdout.write(text)
-        else:
-            atomic_write_text(output, text)
-            say(f"wrote {output}")
+        emit(render(board, fmt), output)
     if plots:
         from tvbench.analysis.plots import PLOTS_FOLDER, write_plots
 
@@ -133,12 +126,17 @@ def gate(
         verdict = Text("pass", style="green") if f.passed else Text.assemble(("FAIL", "red"), f" {f.message}")
         table.add_row(Text(f.method), Text(f.metric), fmt(f.baseline), fmt(f.current), verdict)  # names: no markup
     console.print(table)
+    _gate_verdict(findings, f"gate passed: {len(findings)} comparisons")
+
+
+def _gate_verdict(findings: list, passed: str) -> None:
+    """One line per failing finding and exit 1, else the passing line."""
     failures = [f for f in findings if not f.passed]
     for f in failures:
         say(f"FAIL {f.method} {f.metric}: {f.message}")
     if failures:
         raise typer.Exit(1)
-    say(f"gate passed: {len(findings)} comparisons")
+    say(passed)
 
 
 def _reference_gate(summary: dict, spec: str, tolerance: list[str]) -> None:
@@ -159,9 +157,4 @@ def _reference_gate(summary: dict, spec: str, tolerance: list[str]) -> None:
     console.print(table)
     for line in uncompared(summary, reference):
         say(f"not compared: {line}")
-    failures = [f for f in findings if not f.passed]
-    for f in failures:
-        say(f"FAIL {f.method} {f.metric}: {f.message}")
-    if failures:
-        raise typer.Exit(1)
-    say(f"gate passed: {len(findings)} cells within tolerance of {reference.table}")
+    _gate_verdict(findings, f"gate passed: {len(findings)} cells within tolerance of {reference.table}")
