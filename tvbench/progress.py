@@ -6,6 +6,7 @@ from contextlib import contextmanager
 from typing import Iterable, Iterator, Protocol, Sequence, TypeVar
 
 from rich.console import Console
+from rich.text import Text
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 T = TypeVar("T")
@@ -16,9 +17,14 @@ stderr = Console(stderr=True, soft_wrap=True)
 class Bar(Protocol):
     def advance(self, steps: int = 1) -> None: ...
 
+    def note(self, text: str) -> None: ...
+
 
 class _NoBar:
     def advance(self, steps: int = 1) -> None:
+        pass
+
+    def note(self, text: str) -> None:
         pass
 
 
@@ -29,17 +35,32 @@ class _RichBar:
     def advance(self, steps: int = 1) -> None:
         self._progress.advance(self._task, steps)
 
+    def note(self, text: str) -> None:
+        self._progress.update(self._task, note=text)
+
+
+class _NotedProgress(Progress):
+    """Progress with each task's ``note`` on a line of its own under the bars, folded, never cut."""
+
+    def get_renderables(self):
+        yield self.make_tasks_table(self.tasks)
+        for task in self.tasks:
+            if task.fields.get("note"):
+                yield Text(task.fields["note"], overflow="fold")
+
 
 @contextmanager
-def progress_bar(description: str, total: int | None, *, enabled: bool = True) -> Iterator[Bar]:
-    """A bar advanced by hand (``bar.advance(n)``), for loops that finish several items at once (batches)."""
+def progress_bar(description: str, total: int | None, *, enabled: bool = True,
+                 notes: bool = False) -> Iterator[Bar]:
+    """A bar advanced by hand (``bar.advance(n)``), for loops that finish several items at once (batches);
+    with ``notes``, a line under it that ``bar.note(text)`` replaces (``data build``'s funnel as it fills)."""
     if not enabled:
         yield _NoBar()
         return
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=stderr, transient=False) as progress:
-        yield _RichBar(progress, progress.add_task(description, total=total))
+    with (_NotedProgress if notes else Progress)(*columns, console=stderr, transient=False) as progress:
+        yield _RichBar(progress, progress.add_task(description, total=total, note=""))
 
 
 def track(items: Sequence[T] | Iterable[T], description: str, *, enabled: bool = True,

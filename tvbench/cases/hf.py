@@ -95,15 +95,17 @@ def _hub_cache_roots() -> list[Path]:
     return [Path(datasets.config.HF_DATASETS_CACHE).resolve(), Path(constants.HF_HUB_CACHE).resolve()]
 
 
-def _row_resolver(roots: list[Path], base: Path | None, where: str):
-    """Images of dataset rows: embedded bytes, or a file inside ``roots`` (the dataset's folder, or for a hub
-    dataset the Hugging Face cache it was downloaded to). The folder format's containment rule: a row naming
-    ``/home/you/secret.png`` or ``../../x.png`` is refused, never read (``data export`` would copy it out).
+def _row_resolver(roots: list[Path], base: Path | None, where: str, feature: str = "Image"):
+    """Files of dataset rows (images, videos): embedded bytes, or a file inside ``roots`` (the dataset's folder,
+    or for a hub dataset the Hugging Face cache it was downloaded to). The folder format's containment rule: a row
+    naming ``/home/you/secret.png`` or ``../../x.png`` is refused, never read (``data export`` would copy it out).
     Relative paths are relative to ``base``, the dataset's folder; a hub dataset has none."""
 
     def resolve(case_id: str, field: str, value: Any) -> ImageRef:
+        if isinstance(value, str):  # a plain string column of paths
+            value = {"path": value, "bytes": None}
         if not isinstance(value, dict) or (value.get("bytes") is None and not value.get("path")):
-            raise CaseError(case_id, field, "must be a datasets Image feature (bytes or path)")
+            raise CaseError(case_id, field, f"must be a datasets {feature} feature (bytes or path)")
         if value.get("bytes") is not None:
             return ImageRef(label=f"{field} of row {case_id}", data=value["bytes"])
         raw = str(value["path"])
@@ -124,15 +126,19 @@ def _row_resolver(roots: list[Path], base: Path | None, where: str):
     return resolve
 
 
+def row_file_resolver(source: str, feature: str = "Image"):
+    """The resolver of the files a dataset's rows name (see :func:`_row_resolver`), for a folder or a hub id."""
+    if Path(source).exists():
+        base = Path(source).resolve()
+        return _row_resolver([base], base, f"the dataset folder {source}", feature)
+    return _row_resolver(_hub_cache_roots(), None, "the dataset's Hugging Face cache", feature)
+
+
 def read_hf(source: str, split: str | None = None, spec: str | None = None) -> Benchmark:
     datasets = _datasets()
     table = load_dataset_split(source, split)
     spec = spec or f"hf:{source}"
-    if Path(source).exists():
-        base = Path(source).resolve()
-        resolver = _row_resolver([base], base, f"the dataset folder {source}")
-    else:
-        resolver = _row_resolver(_hub_cache_roots(), None, "the dataset's Hugging Face cache")
+    resolver = row_file_resolver(source)
     missing = {"id", "source"} - set(table.column_names)
     if missing:
         raise BenchmarkError(f"{spec}: the dataset lacks column(s) {', '.join(sorted(missing))}; "

@@ -90,11 +90,11 @@ def _split(text: str | None) -> list[str]:
     return [item.strip() for item in (text or "").split(",") if item.strip()]
 
 
-def _parse_settings(items: list[str]) -> dict[str, str]:
+def _parse_settings(items: list[str], option: str = "--set") -> dict[str, str]:
     settings = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--set {item!r}: expected key=value")
+            raise ConfigError(f"{option} {item!r}: expected key=value")
         settings[key.strip()] = value
     return settings

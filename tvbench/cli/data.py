@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from tvbench.cli.app import check_choice, data_app, say
+from tvbench.cli.app import _parse_settings, check_choice, data_app, say
 from tvbench.errors import ConfigError, TvbenchError
 
 
@@ -66,14 +66,21 @@ def import_(
 # --- data build (tvbench/videos) ---
 @data_app.command("build", short_help="Build cases from videos: clips, tracks, flow, filters, points, instructions.")
 def build_(
-    videos: Path = typer.Argument(..., metavar="VIDEOS", help="A folder of videos (mp4, webm, mov, mkv) or a text "
-                                  "file of paths, one a line."),
+    videos: str = typer.Argument(..., metavar="VIDEOS", help="A folder of videos (mp4, webm, mov, mkv), a text file "
+                                 "of paths (one a line), or a Hugging Face dataset with a video column (hf:ID[@split] "
+                                 "or a save_to_disk folder)."),
     out: Path = typer.Argument(..., metavar="OUT", help="Destination folder benchmark (resumable: rerun to go on)."),
     strides: str = typer.Option("8,16", help="Clip lengths in frames, comma-separated: I1 = frame t, I2 = t + stride."),
     max_clips: Optional[int] = typer.Option(None, "--max-clips", help="At most N clips per video."),
     points: int = typer.Option(5, help="Sparse drag points per case."),
-    tracker: str = typer.Option("lk", help="Tracker: lk (CPU); cotracker3 is named but not implemented yet."),
-    flow: str = typer.Option("dis", help="Flow estimator: dis (CPU); sea-raft is named but not implemented yet."),
+    tracker: str = typer.Option("lk", help="Tracker: lk (CPU, no weights) or cotracker3 (the paper's; torch.hub)."),
+    flow: str = typer.Option("dis", help="Flow estimator: dis (CPU, no weights) or raft (torchvision's RAFT)."),
+    tracker_options: list[str] = typer.Option([], "--tracker-option", metavar="KEY=VALUE",
+                                              help="Tracker option (repeatable), e.g. repo=PATH, device=cuda."),
+    flow_options: list[str] = typer.Option([], "--flow-option", metavar="KEY=VALUE",
+                                           help="Flow option (repeatable), e.g. size=small, weights=PATH."),
+    video_column: Optional[str] = typer.Option(None, "--video-column", help="A dataset's video column (default: "
+                                               "its one Video feature, else 'video')."),
     mllm_base_url: Optional[str] = typer.Option(None, "--mllm-base-url", help="OpenAI-compatible server, e.g. "
                                                 "http://localhost:8000/v1 (vllm serve Qwen/Qwen3-VL-...)."),
     mllm_model: Optional[str] = typer.Option(None, "--mllm-model", help="The model the server serves."),
@@ -84,17 +91,30 @@ def build_(
                                           "group per start frame t = 0, S, 2S, ... (S the largest stride): the clips "
                                           "t -> t + s for every stride s, same points, one instruction "
                                           "(subtask magnitude; --max-clips then counts groups)."),
+    engine: str = typer.Option("local", help="local (this machine) or ray (a Ray cluster: pip install "
+                               "'tvbench[ray]')."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Processes (local; default 1) or Ray actors "
+                                          "(default: one per CPU of the cluster), each building whole videos."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="An existing Ray cluster (auto, "
+                                              "HOST:PORT); default RAY_ADDRESS, else a local instance."),
+    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", help="GPUs each Ray actor asks for "
+                                          "(GPU trackers and flow), e.g. 1 or 0.5."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Build a benchmark folder from videos (the paper's Sec. 3.2 pipeline, CPU trackers)."""
+    """Build a benchmark folder from videos (the paper's Sec. 3.2 pipeline), resumably."""
     from tvbench.videos.build import BuildConfig, build, parse_shard
 
     try:
         stride_list = sorted({int(s) for s in strides.split(",") if s.strip()})
     except ValueError:
         raise ConfigError(f"--strides {strides!r}: expected comma-separated frame counts, e.g. 8,16") from None
+    check_choice("--engine", engine, ("local", "ray"))
     config = BuildConfig(strides=stride_list, max_clips=max_clips, points=points, tracker=tracker, flow=flow,
+                         tracker_options=_parse_settings(tracker_options, "--tracker-option"),
+                         flow_options=_parse_settings(flow_options, "--flow-option"),
                          shard=parse_shard(shard), mllm_base_url=mllm_base_url, mllm_model=mllm_model,
-                         no_instructions=no_instructions, magnitude_groups=magnitude_groups)
-    funnel = build(videos, out, config, say=say)
+                         no_instructions=no_instructions, magnitude_groups=magnitude_groups, video_column=video_column)
+    funnel = build(videos, out, config, say=say, engine=engine, workers=workers, ray_address=ray_address,
+                   gpus_per_worker=gpus_per_worker, progress=not quiet)
     say(f"wrote {funnel.get('written', 0)} new case(s) to {out}; see {out}/build_stats.json for every rejection")
 # --- end data build ---

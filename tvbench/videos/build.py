@@ -2,17 +2,21 @@
 
 Resumable: each clip's outcome (a case, or a rejection with its reason) is written atomically under
 ``OUT/.build/clips/<clip id>.json`` (its images first, under ``OUT/.build/images/``), and a video whose clips are
-all done gets ``OUT/.build/videos/<key>.json``; a rerun skips both. The benchmark (``cases.jsonl`` + ``images/``)
-is then assembled from every finished clip with the folder writer, under a lock, so shards (``--shard K/N``,
-videos split by index) can share one OUT. ``OUT/build_stats.json`` holds the funnel and every rejection.
+all done gets ``OUT/.build/videos/<key>.json``; a rerun skips both. A video is the unit of work: in this process,
+in worker processes (``workers``) or on Ray actors (:mod:`tvbench.videos.engines`), each worker holding its own
+:class:`Builder`. The benchmark (``cases.jsonl`` + ``images/``) is then assembled from every finished clip with the
+folder writer, under a lock, so shards (``--shard K/N``, videos split by index) can share one OUT.
+``OUT/build_stats.json`` holds the funnel and every rejection.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
@@ -24,6 +28,7 @@ from tvbench.io import atomic_save_png, atomic_write_json, file_lock, sha256_hex
 from tvbench.videos import clips as clips_mod
 from tvbench.videos.filters import FilterConfig, check_global_motion, check_motion, check_quality
 from tvbench.videos.sampling import as_pairs, sample_sparse
+from tvbench.videos.sources import VideoInput, file_input, list_inputs
 from tvbench.videos.tracking import Tracks, create_flow, create_tracker
 
 BUILD_DIR = ".build"
@@ -40,12 +45,15 @@ class BuildConfig:
     points: int = 5  # sparse points per case
     tracker: str = "lk"
     flow: str = "dis"
+    tracker_options: dict = field(default_factory=dict)  # key=value strings, checked by the tracker's entry
+    flow_options: dict = field(default_factory=dict)
     filters: FilterConfig = field(default_factory=FilterConfig)
     shard: tuple[int, int] = (1, 1)  # K/N, K from 1
     mllm_base_url: str | None = None
     mllm_model: str | None = None
     no_instructions: bool = False
     magnitude_groups: bool = False  # clips at every stride from one start frame -> one magnitude group
+    video_column: str | None = None  # a Hugging Face dataset's video column (default: its one Video feature)
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -57,9 +65,14 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-def video_key(path: Path) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(path).stem).strip("-._")[:60] or "video"
-    return f"{stem}-{sha256_hex(str(Path(path).resolve()))[:8]}"
+def video_key(video: Path | VideoInput) -> str:
+    return (video if isinstance(video, VideoInput) else file_input(Path(video))).key
+
+
+def shard_of(videos: list, shard: tuple[int, int]) -> list:
+    """The videos of shard K/N: every N-th, starting at the K-th (K from 1), as ``tvbench run --shard``."""
+    k, n = shard
+    return [v for i, v in enumerate(videos) if i % n == k - 1]
 
 
 def clip_id(key: str, clip: clips_mod.Clip) -> str:
@@ -77,15 +90,23 @@ class Builder:
         if (self.out / "cases.jsonl").exists() and not (self.out / BUILD_DIR).exists():
             raise ConfigError(f"{self.out}: holds a benchmark that tvbench data build did not write")
         self.work = self.out / BUILD_DIR
-        for sub in ("clips", "videos", "images"):
+        for sub in ("clips", "videos", "images", "inputs"):
             (self.work / sub).mkdir(parents=True, exist_ok=True)
-        self.tracker, self.flow = create_tracker(config.tracker), create_flow(config.flow)
         self.annotator = None
         if not config.no_instructions:
             from tvbench.videos.annotate import Annotator
 
             self.annotator = Annotator(config.mllm_base_url, config.mllm_model, self.work / "mllm.cache.sqlite")
         self.funnel: Counter = Counter()
+
+    # Created on first use: a worker pool's parent process never loads a tracker or flow network.
+    @cached_property
+    def tracker(self):
+        return create_tracker(self.config.tracker, self.config.tracker_options)
+
+    @cached_property
+    def flow(self):
+        return create_flow(self.config.flow, self.config.flow_options)
 
     # --- one clip ---
     def _marker(self, cid: str) -> Path:
@@ -241,55 +262,72 @@ class Builder:
         self.funnel["written"] += 1
         return outcome
 
-    def _units(self, video: Path, key: str):
+    def _units(self, path: Path, key: str, label: str):
         """(id, process) for each clip, or each magnitude group, of one video as decoding reaches it."""
         cfg = self.config
+        named = (lambda clip: clip) if label == str(path) else (lambda clip: dataclasses.replace(clip, video=label))
         if cfg.magnitude_groups:
-            for group in clips_mod.iter_groups(video, cfg.strides, cfg.max_clips, warn=self.say):
+            for group in clips_mod.iter_groups(path, cfg.strides, cfg.max_clips, warn=self.say):
                 gid = f"{key}-g{group[0].start:06d}"
-                yield gid, (lambda g=group, i=gid: self.process_group(i, g))
+                yield gid, (lambda g=[named(c) for c in group], i=gid: self.process_group(i, g))
         else:
-            for clip in clips_mod.iter_clips(video, cfg.strides, cfg.max_clips, warn=self.say):
+            for clip in clips_mod.iter_clips(path, cfg.strides, cfg.max_clips, warn=self.say):
                 cid = clip_id(key, clip)
-                yield cid, (lambda c=clip, i=cid: self.process(i, c))
+                yield cid, (lambda c=named(clip), i=cid: self.process(i, c))
 
-    # --- the whole run ---
-    def run(self, videos: list[Path]) -> Counter:
-        k, n = self.config.shard
-        mine = [v for i, v in enumerate(videos) if i % n == k - 1]
-        for video in mine:
-            self.funnel["videos"] += 1
-            key = video_key(video)
-            done_marker = self.work / "videos" / f"{key}.json"
-            done = json.loads(done_marker.read_text()) if done_marker.exists() else None
-            windows = {"strides": self.config.strides, "max_clips": self.config.max_clips,
-                       "magnitude_groups": self.config.magnitude_groups}
-            if (done is not None and all(done.get(k) == v for k, v in windows.items())
-                    and (self.annotator is None or not done.get("no_instructions"))):
-                self.funnel["clips"] += done.get("clips", 0)
-                self.funnel["done_before"] += done.get("clips", 0)
-                if done.get("bad"):
-                    self.say(f"{video}: {done['bad']} (recorded by an earlier run)")
-                    self.funnel["bad_videos"] += 1
-                continue
-            made = 0
-            try:
-                for cid, work in self._units(video, key):
+    # --- one video: the unit of work of every engine ---
+    def build_video(self, video: VideoInput) -> tuple[Counter, list[str]]:
+        """Build one video's clips (skipping finished ones); its funnel counts and the lines it has to say."""
+        lines: list[str] = []
+        self.funnel, self.say = Counter(), lines.append
+        self._build_video(video)
+        return self.funnel, lines
+
+    def _build_video(self, video: VideoInput) -> None:
+        self.funnel["videos"] += 1
+        key = video.key
+        done_marker = self.work / "videos" / f"{key}.json"
+        done = json.loads(done_marker.read_text()) if done_marker.exists() else None
+        windows = {"strides": self.config.strides, "max_clips": self.config.max_clips,
+                   "magnitude_groups": self.config.magnitude_groups}
+        if (done is not None and all(done.get(k) == v for k, v in windows.items())
+                and (self.annotator is None or not done.get("no_instructions"))):
+            self.funnel["clips"] += done.get("clips", 0)
+            self.funnel["done_before"] += done.get("clips", 0)
+            if done.get("bad"):
+                self.say(f"{video.label}: {done['bad']} (recorded by an earlier run)")
+                self.funnel["bad_videos"] += 1
+            return
+        made = 0
+        try:
+            with video.open(self.work / "inputs") as path:
+                for cid, work in self._units(path, key, video.label):
                     made += 1
                     self.funnel["clips"] += 1
                     if self._is_done(cid):
                         self.funnel["done_before"] += 1
                         continue
                     work()
-            except clips_mod.BadVideo as exc:
-                self.say(exc.line())
-                self.funnel["bad_videos"] += 1
-                atomic_write_json(done_marker, {"video": str(video), "clips": made, "bad": exc.reason, **windows})
-                continue
-            atomic_write_json(done_marker, {"video": str(video), "clips": made,
-                                            "no_instructions": self.annotator is None, **windows})
+        except clips_mod.BadVideo as exc:
+            self.say(f"{video.label}: {exc.reason}")
+            self.funnel["bad_videos"] += 1
+            atomic_write_json(done_marker, {"video": video.label, "clips": made, "bad": exc.reason, **windows})
+            return
+        atomic_write_json(done_marker, {"video": video.label, "clips": made,
+                                        "no_instructions": self.annotator is None, **windows})
+
+    # --- the whole run, in this process ---
+    def run(self, videos: list[Path] | list[VideoInput]) -> Counter:
+        total: Counter = Counter()
+        say = self.say
+        for video in shard_of(videos, self.config.shard):
+            delta, lines = self.build_video(video if isinstance(video, VideoInput) else file_input(video))
+            total.update(delta)
+            for line in lines:
+                say(line)
+        self.say, self.funnel = say, total
         self.assemble()
-        return self.funnel
+        return total
 
     def assemble(self) -> None:
         """Write ``cases.jsonl`` + ``images/`` from every finished clip (all shards), and the stats file."""
@@ -324,15 +362,57 @@ class Builder:
             self.annotator.close()
 
 
-def build(videos_source: Path, out: Path, config: BuildConfig, say: Callable[[str], None] = print) -> Counter:
-    try:
-        videos = clips_mod.list_videos(Path(videos_source))
-    except (FileNotFoundError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"VIDEOS: {exc}") from None
+def funnel_line(funnel: Counter) -> str:
+    return ", ".join(f"{k} {funnel.get(k, 0)}" for k in FUNNEL)
+
+
+def funnel_note(funnel: Counter) -> str:
+    """The funnel in a line under the progress bar: clips, then what each filter kept, then cases written."""
+    stages = [("clips", "clips")] + [(k, k[len("kept_"):]) for k in FUNNEL if k.startswith("kept_")]
+    return " > ".join(f"{name} {funnel.get(key, 0)}" for key, name in stages + [("written", "written")])
+
+
+def build(videos_source: str | Path, out: Path, config: BuildConfig, say: Callable[[str], None] = print, *,
+          engine: str = "local", workers: int | None = None, ray_address: str | None = None, gpus_per_worker: float = 0.0,
+          progress: bool = False) -> Counter:
+    """Build ``out`` from the videos of ``videos_source`` (see :func:`~tvbench.videos.sources.list_inputs`).
+
+    ``engine="local"`` builds in this process (``workers`` None or 1) or in ``workers`` processes; ``engine="ray"``
+    on ``workers`` Ray actors (default one per CPU; ``ray_address``: an existing cluster, else ``RAY_ADDRESS``, else
+    a local instance). Every engine runs
+    :meth:`Builder.build_video` per video and this process assembles the benchmark.
+    """
+    from tvbench.progress import progress_bar
+    from tvbench.videos import engines
+
+    if engine not in engines.ENGINES:
+        raise ConfigError(f"--engine {engine!r}: expected one of {', '.join(engines.ENGINES)}")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers {workers}: expected 1 or more")
+    videos = list_inputs(videos_source, config.video_column)
     builder = Builder(config, out, say)
+    mine = shard_of(videos, config.shard)
+    funnel: Counter = Counter()
     try:
-        funnel = builder.run(videos)
+        with progress_bar("videos", len(mine), enabled=progress, notes=True) as bar:
+            def done(delta: Counter, lines: list[str]) -> None:
+                funnel.update(delta)
+                for line in lines:
+                    say(line)
+                bar.advance()
+                bar.note(funnel_note(funnel))
+
+            if engine == "ray":
+                engines.run_ray(config, out, mine, done, address=ray_address, workers=workers,
+                                gpus_per_worker=gpus_per_worker)
+            elif workers is not None and workers > 1:
+                engines.run_processes(config, out, mine, done, workers=workers)
+            else:
+                for video in mine:
+                    done(*builder.build_video(video))
+        builder.say, builder.funnel = say, funnel
+        builder.assemble()
     finally:
         builder.close()
-    say("funnel: " + ", ".join(f"{k} {funnel.get(k, 0)}" for k in FUNNEL))
+    say("funnel: " + funnel_line(funnel))
     return funnel

@@ -1,0 +1,121 @@
+"""tvbench data build's inputs and engines: a Hugging Face dataset with a video column, worker processes, Ray.
+
+Every engine must give the same benchmark as the in-process loop; the Ray test starts a local Ray instance."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+av = pytest.importorskip("av")
+cv2 = pytest.importorskip("cv2")
+
+from tvbench.testing.videos import encode_video  # noqa: E402
+from test_video_build import moving_square_frames, pan_frames, static_frames  # noqa: E402
+
+ENV = {"OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture
+def videos(tmp_path) -> Path:
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    encode_video(folder / "square.mp4", moving_square_frames())
+    encode_video(folder / "pan.mp4", pan_frames())
+    encode_video(folder / "static.mp4", static_frames())
+    encode_video(folder / "square2.mp4", moving_square_frames()[::-1])
+    return folder
+
+
+def _cases(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "cases.jsonl").read_text().splitlines()]
+
+
+def test_a_dataset_with_a_video_column_builds_the_same_cases_as_the_files(videos, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    from tvbench.videos.build import BuildConfig, build
+
+    names = ["square.mp4", "square2.mp4"]
+    table = datasets.Dataset.from_dict(
+        {"clip": [{"bytes": (videos / n).read_bytes(), "path": n} for n in names], "caption": ["a", "b"]},
+        features=datasets.Features({"clip": datasets.Video(decode=False), "caption": datasets.Value("string")}))
+    table.save_to_disk(str(tmp_path / "dataset"))
+    listing = tmp_path / "list.txt"
+    listing.write_text("".join(f"videos/{n}\n" for n in names))
+    config = BuildConfig(strides=[8], no_instructions=True)
+    from_files, from_rows = tmp_path / "files", tmp_path / "rows"
+    build(listing, from_files, config, say=lambda line: None)
+    build(str(tmp_path / "dataset"), from_rows, config, say=lambda line: None)
+    rows = _cases(from_rows)
+    assert len(rows) == 4
+    assert {c["meta"]["provenance"]["video"].split("] ")[-1] for c in rows} == set(names)
+    assert all(c["meta"]["provenance"]["video"].startswith("hf:") for c in rows)
+    dense = lambda cases: sorted(c["dense_points"] for c in cases)  # noqa: E731 (sparse draws are seeded by the id)
+    assert dense(rows) == dense(_cases(from_files))
+    assert not list((from_rows / ".build" / "inputs").iterdir())  # the rows' temporary files are gone
+
+    from tvbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no column 'movie'; it has clip, caption"):
+        build(str(tmp_path / "dataset"), tmp_path / "x", BuildConfig(no_instructions=True, video_column="movie"))
+    assert not (tmp_path / "x").exists()  # refused before anything is written
+
+
+def test_a_dataset_row_naming_a_file_outside_it_is_refused_as_that_video(videos, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    from tvbench.videos.build import BuildConfig, build
+
+    table = datasets.Dataset.from_dict({"video": [str(videos / "square.mp4"), "square.mp4"]})
+    (tmp_path / "dataset").mkdir()
+    table.save_to_disk(str(tmp_path / "dataset"))
+    encode_video(tmp_path / "dataset" / "square.mp4", moving_square_frames())  # inside the dataset: allowed
+    lines: list[str] = []
+    funnel = build(str(tmp_path / "dataset"), tmp_path / "out", BuildConfig(strides=[8], no_instructions=True),
+                   say=lines.append)
+    assert funnel["bad_videos"] == 1 and funnel["written"] == 2
+    assert any("[0]" in line and "points outside" in line for line in lines), lines
+
+
+def test_two_worker_processes_equal_one_process_with_the_funnel_summed(videos, tmp_path):
+    from tvbench.videos.build import BuildConfig, build
+
+    config = BuildConfig(strides=[8, 16], no_instructions=True)
+    one, two = tmp_path / "one", tmp_path / "two"
+    serial = build(videos, one, config, say=lambda line: None)
+    parallel = build(videos, two, config, say=lambda line: None, workers=2)
+    assert (one / "cases.jsonl").read_text() == (two / "cases.jsonl").read_text()
+    assert serial == parallel and serial["videos"] == 4 and serial["written"] >= 4
+    stats = json.loads((two / "build_stats.json").read_text())
+    assert stats["funnel_last_run"]["clips"] == serial["clips"]
+
+
+def test_ray_engine_on_a_local_instance_equals_one_process(videos, tmp_path):
+    pytest.importorskip("ray")
+    from conftest import run_tvbench
+
+    args = ["data", "build", str(videos)]
+    one, on_ray = tmp_path / "one", tmp_path / "ray"
+    assert run_tvbench(*args, str(one), "--strides", "8", "--no-instructions", env=ENV).returncode == 0
+    done = run_tvbench(*args, str(on_ray), "--strides", "8", "--no-instructions", "--engine", "ray",
+                       "--workers", "2", env={**ENV, "RAY_ADDRESS": ""})
+    assert done.returncode == 0, done.stderr
+    assert (one / "cases.jsonl").read_text() == (on_ray / "cases.jsonl").read_text()
+    assert "funnel: videos 4" in done.stderr
+    again = run_tvbench(*args, str(on_ray), "--strides", "8", "--no-instructions", "--engine", "ray",
+                        "--workers", "2", env={**ENV, "RAY_ADDRESS": ""})
+    assert again.returncode == 0 and "done_before 8" in again.stderr, again.stderr  # resumes: nothing recomputed
+
+
+def test_engine_and_option_mistakes_are_one_line_before_any_work(videos, tmp_path):
+    from conftest import run_tvbench
+
+    out = tmp_path / "out"
+    for extra, expected in ((["--engine", "rey"], "did you mean 'ray'"),
+                            (["--tracker-option", "grid"], "--tracker-option 'grid': expected key=value"),
+                            (["--workers", "0"], "--workers 0: expected 1 or more")):
+        done = run_tvbench("data", "build", str(videos), str(out), "--no-instructions", *extra, env=ENV)
+        assert done.returncode == 2 and expected in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not out.exists()
