@@ -1,14 +1,19 @@
 """Trackers (dense grid tracks over a clip) and flow estimators (I1 -> I2), as registries.
 
 Classical CPU entries, no weights: ``lk`` (OpenCV pyramidal Lucas-Kanade over every frame of the clip with a
-forward-backward check) and ``dis`` (OpenCV DIS optical flow). The paper's models (CoTracker3, SEA-RAFT) are
-named as GPU options but not implemented yet: asking for them says what they need.
+forward-backward check) and ``dis`` (OpenCV DIS optical flow). Learned entries (torch, weights, GPU when there is
+one) live in :mod:`tvbench.videos.models` and are imported only when asked for: ``cotracker3`` (the paper's
+tracker, from its authors' torch.hub code) and ``raft`` (torchvision's RAFT). ``sea-raft``, the paper's flow, is
+named but not implemented: asking for it says so and points to ``raft``.
+
+Every entry takes options as text (``key=value`` from the command line): each entry lists the keys it accepts,
+with a parser per key, so a typo or a bad value is one line naming it before anything loads.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -27,6 +32,61 @@ class Tracks:
 
     def __len__(self) -> int:
         return len(self.start)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One accepted ``key=value`` of a registry entry: ``parse`` turns the text into the constructor's value (raising
+    ValueError when it cannot), ``expects`` says in words what a good value is, for the error and for listings."""
+
+    parse: Callable[[str], Any]
+    expects: str
+
+
+def _int_option(minimum: int, maximum: int | None = None) -> Option:
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum or (maximum is not None and value > maximum):
+            raise ValueError(text)
+        return value
+    top = f" and <= {maximum}" if maximum is not None else ""
+    return Option(parse, f"an integer >= {minimum}{top}")
+
+
+def _float_option(minimum: float) -> Option:
+    def parse(text: str) -> float:
+        value = float(text)
+        if not value >= minimum or value == float("inf"):
+            raise ValueError(text)
+        return value
+    return Option(parse, f"a number >= {minimum:g}")
+
+
+def _choice_option(*choices: str) -> Option:
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise ValueError(text)
+        return text
+    return Option(parse, "one of " + ", ".join(choices))
+
+
+def _text_option(expects: str) -> Option:
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise ValueError(text)
+        return text.strip()
+    return Option(parse, expects)
+
+
+def _device_option() -> Option:
+    """Checked when the entry is created (:func:`tvbench.device.resolve_device`), which is where torch is loaded."""
+    def parse(text: str) -> str:
+        text = text.strip().lower()
+        index = text.partition(":")[2]
+        if text not in ("auto", "cpu", "cuda", "mps") and not (text.startswith("cuda:") and index.isdigit()):
+            raise ValueError(text)
+        return text
+    return Option(parse, "auto, cpu, cuda, cuda:N or mps")
 
 
 def _cv2():
@@ -56,6 +116,8 @@ class LucasKanadeTracker:
     covered by a moving object (occluded, so not visible at the end) is dropped even when LK slid along with it."""
 
     name = "lk"
+    options = {"per_side": _int_option(2), "win": _int_option(3), "levels": _int_option(0, 8),
+               "fb_max_px": _float_option(0.0), "patch": _int_option(1), "appearance_max": _float_option(0.0)}
 
     def __init__(self, per_side: int = 24, win: int = 15, levels: int = 3, fb_max_px: float = 1.0,
                  patch: int = 9, appearance_max: float = 8.0):
@@ -101,6 +163,7 @@ class DisFlow:
     """OpenCV DIS optical flow from I1 to I2 (grey), (H, W, 2) in pixels."""
 
     name = "dis"
+    options = {"preset": _choice_option("ultrafast", "fast", "medium")}
 
     def __init__(self, preset: str = "medium"):
         self.preset = preset
@@ -116,34 +179,124 @@ class DisFlow:
         return dis.calc(_gray(first), _gray(last), None)
 
 
-def _needs_weights(name: str, what: str) -> Callable[[], object]:
-    def factory():
-        raise UnavailableError(f"{name}: {what}; it is a GPU option that needs its weights and is not implemented "
-                               f"in this version of tvbench data build: use the CPU default")
-    return factory
+class _NotImplemented:
+    """A named entry that refuses with what to use instead; it takes any options, since none would help."""
+
+    options = None
+
+    def __init__(self, message: str):
+        self.message = message
+
+    def __call__(self, **_: Any) -> object:
+        raise UnavailableError(self.message)
 
 
-TRACKERS: dict[str, tuple[Callable[[], object], str]] = {
+class _Learned:
+    """A torch entry: its options are known here, its class is imported from :mod:`tvbench.videos.models` only when
+    it is created, so importing this module (and listing the registries) does not load torch."""
+
+    def __init__(self, class_name: str, options: dict[str, Option]):
+        self.class_name, self.options = class_name, options
+
+    def __call__(self, **options: Any) -> object:
+        from tvbench.videos import models
+
+        return getattr(models, self.class_name)(**options)
+
+
+_RAFT_OPTIONS = {
+    "size": _choice_option("large", "small"),
+    "weights": _text_option("DEFAULT, a torchvision weights name (e.g. C_T_SKHT_V2) or a state-dict file"),
+    "iters": _int_option(1, 64),
+    "device": _device_option(),
+}
+_COTRACKER_OPTIONS = {
+    "repo": _text_option("a local folder holding the co-tracker repository (with hubconf.py)"),
+    "weights": _text_option("DEFAULT (the published scaled_offline.pth in the torch cache) or a state-dict file"),
+    "grid_size": _int_option(1, 512),
+    "device": _device_option(),
+}
+
+TRACKERS: dict[str, tuple[Callable[..., object], str]] = {
     "lk": (LucasKanadeTracker, "OpenCV pyramidal Lucas-Kanade on a dense grid, forward-backward check (CPU)"),
-    "cotracker3": (_needs_weights("cotracker3", "CoTracker3 (the paper's tracker, torch.hub, CC BY-NC weights)"),
-                   "the paper's tracker (GPU, weights; not implemented yet)"),
+    "cotracker3": (_Learned("CoTracker3Tracker", _COTRACKER_OPTIONS),
+                   "the paper's tracker: CoTracker3 offline from its authors' torch.hub code (torch, GPU if any; "
+                   "CC BY-NC weights)"),
 }
-FLOWS: dict[str, tuple[Callable[[], object], str]] = {
+FLOWS: dict[str, tuple[Callable[..., object], str]] = {
     "dis": (DisFlow, "OpenCV DIS optical flow (CPU)"),
-    "sea-raft": (_needs_weights("sea-raft", "SEA-RAFT (the paper's flow, HF-hosted weights)"),
-                 "the paper's flow (GPU, weights; not implemented yet)"),
+    "raft": (_Learned("RaftFlow", _RAFT_OPTIONS), "torchvision's RAFT, large or small (torch, GPU if any; weights "
+                                                  "from PyTorch's download host)"),
+    "sea-raft": (_NotImplemented("sea-raft: SEA-RAFT (the paper's flow; code from princeton-vl, weights on the "
+                                 "Hugging Face hub) is not implemented in tvbench; raft (torchvision's RAFT, "
+                                 "weights from PyTorch) is the implemented learned flow"),
+                 "the paper's flow (not implemented; use raft)"),
 }
 
 
-def _create(registry: dict, kind: str, name: str):
+def _options_of(factory: Callable[..., object]) -> dict[str, Option] | None:
+    return getattr(factory, "options", {})
+
+
+def parse_options(kind: str, name: str, accepted: dict[str, Option] | None,
+                  given: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Text options -> constructor keyword arguments; an unknown key or a bad value is a one-line ConfigError."""
+    given = dict(given or {})
+    if accepted is None:  # an entry that refuses whatever it is given
+        return given
+    values = {}
+    for key, raw in given.items():
+        if key not in accepted:
+            keys = ", ".join(accepted) if accepted else "none"
+            raise ConfigError(f"{kind} {name}: unknown option {key!r}; accepted: {keys}")
+        try:
+            values[key] = accepted[key].parse(str(raw))
+        except ValueError:
+            raise ConfigError(f"{kind} {name}: option {key}={raw!s}: expected {accepted[key].expects}") from None
+    return values
+
+
+def _resolve(registry: dict, kind: str, name: str, options: Mapping[str, Any] | None):
+    """The entry's factory and its keyword arguments: a cheap check (no torch, no weights) of the name and options."""
     if name not in registry:
-        raise ConfigError(f"unknown {kind} {name!r}; available: {', '.join(registry)}")
-    return registry[name][0]()
+        from tvbench.registry import suggest
+
+        raise ConfigError(f"unknown {kind} {name!r}{suggest(name, list(registry))}; available: {', '.join(registry)}")
+    factory = registry[name][0]
+    return factory, parse_options(kind, name, _options_of(factory), options)
 
 
-def create_tracker(name: str = "lk"):
-    return _create(TRACKERS, "tracker", name)
+def _create(registry: dict, kind: str, name: str, options: Mapping[str, Any] | None):
+    factory, kwargs = _resolve(registry, kind, name, options)
+    return factory(**kwargs)
 
 
-def create_flow(name: str = "dis"):
-    return _create(FLOWS, "flow estimator", name)
+def check_tracker(name: str, options: Mapping[str, Any] | None = None) -> None:
+    """Refuse an unknown tracker or a bad option before anything is loaded or written."""
+    _resolve(TRACKERS, "tracker", name, options)
+
+
+def check_flow(name: str, options: Mapping[str, Any] | None = None) -> None:
+    _resolve(FLOWS, "flow estimator", name, options)
+
+
+def create_tracker(name: str = "lk", options: Mapping[str, Any] | None = None):
+    """A tracker by registry name; ``options`` as given on the command line (``{"grid_size": "20"}``)."""
+    return _create(TRACKERS, "tracker", name, options)
+
+
+def create_flow(name: str = "dis", options: Mapping[str, Any] | None = None):
+    """A flow estimator by registry name; ``options`` as given on the command line (``{"size": "small"}``)."""
+    return _create(FLOWS, "flow estimator", name, options)
+
+
+def describe_registry() -> dict[str, dict[str, dict]]:
+    """Every tracker and flow estimator with its one-line description and accepted options, for listings/help."""
+    def entries(registry: dict) -> dict[str, dict]:
+        listed = {}
+        for name, (factory, text) in registry.items():
+            accepted = _options_of(factory)
+            listed[name] = {"description": text,
+                            "options": {k: o.expects for k, o in (accepted or {}).items()}}
+        return listed
+    return {"trackers": entries(TRACKERS), "flows": entries(FLOWS)}
