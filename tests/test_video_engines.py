@@ -56,6 +56,13 @@ def test_a_dataset_with_a_video_column_builds_the_same_cases_as_the_files(videos
     assert dense(rows) == dense(_cases(from_files))
     assert not list((from_rows / ".build" / "inputs").iterdir())  # the rows' temporary files are gone
 
+    from conftest import run_tvbench  # the built folder leaves as a Hugging Face dataset through the existing writer
+
+    exported = run_tvbench("data", "export", str(from_rows), str(tmp_path / "as-hf"), "--format", "hf", env=ENV)
+    assert exported.returncode == 0, exported.stderr
+    checked = run_tvbench("validate", str(tmp_path / "as-hf"), env=ENV)
+    assert checked.returncode == 0 and "4 cases OK" in checked.stdout + checked.stderr, checked.stderr
+
     from tvbench.errors import ConfigError
 
     with pytest.raises(ConfigError, match="no column 'movie'; it has clip, caption"):
@@ -114,8 +121,13 @@ def test_engine_and_option_mistakes_are_one_line_before_any_work(videos, tmp_pat
     out = tmp_path / "out"
     for extra, expected in ((["--engine", "rey"], "did you mean 'ray'"),
                             (["--tracker-option", "grid"], "--tracker-option 'grid': expected key=value"),
-                            (["--workers", "0"], "--workers 0: expected 1 or more")):
-        done = run_tvbench("data", "build", str(videos), str(out), "--no-instructions", *extra, env=ENV)
+                            (["--workers", "0"], "--workers 0: expected 1 or more"),
+                            (["--tracker", "cotracker"], "did you mean 'cotracker3'"),
+                            (["--flow", "raft", "--flow-option", "size=huge"], "size=huge: expected"),
+                            (["--tracker", "cotracker3"], "--tracker-option repo=PATH"),
+                            (["--flow", "raft", "--flow-option", "weights=./no/raft.pth"], "no such file")):
+        done = run_tvbench("data", "build", str(videos), str(out), "--no-instructions", *extra,
+                           env={**ENV, "TORCH_HOME": str(tmp_path / "torch-home")})
         assert done.returncode == 2 and expected in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert not out.exists()

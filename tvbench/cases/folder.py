@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -90,8 +91,26 @@ def _image_extension(data: bytes) -> str:
     return {"jpeg": ".jpg"}.get(fmt, "." + fmt)
 
 
-def write_folder(bench: Benchmark, out: Path, *, overwrite: bool = False, progress: bool = False) -> Path:
-    """Write ``bench`` in the folder format, copying image bytes unchanged (no re-encoding)."""
+def _place(ref: ImageRef, out: Path, stem: str, link: bool) -> str:
+    """Put one image at ``out/images/<stem><ext>``: its bytes unchanged, or with ``link`` a hard link to its file
+    (no copy: ``data build`` assembles from its own work files), a copy where linking fails (another file system)."""
+    if link and ref.path is not None and ref.path.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"):
+        relative = f"images/{stem}{ref.path.suffix.lower()}"
+        try:
+            os.link(ref.path, out / relative)
+            return relative
+        except OSError:
+            pass
+    data = ref.read_bytes()
+    relative = f"images/{stem}{_image_extension(data)}"
+    (out / relative).write_bytes(data)
+    return relative
+
+
+def write_folder(bench: Benchmark, out: Path, *, overwrite: bool = False, progress: bool = False,
+                 link: bool = False) -> Path:
+    """Write ``bench`` in the folder format, copying image bytes unchanged (no re-encoding); ``link``: hard-link
+    image files instead of copying them, where the file system allows."""
     out = Path(out)
     if (out / CASES_FILE).exists() and not overwrite:
         raise TvbenchError(f"{out}: already holds a benchmark; pass --overwrite to replace it")
@@ -106,10 +125,7 @@ def write_folder(bench: Benchmark, out: Path, *, overwrite: bool = False, progre
             ref = case.image(role)
             if ref is None:
                 continue
-            data = ref.read_bytes()
-            relative = f"images/{case.id}.{role}{_image_extension(data)}"
-            (out / relative).write_bytes(data)
-            record[role] = relative
+            record[role] = _place(ref, out, f"{case.id}.{role}", link)
         lines.append(json.dumps(record, ensure_ascii=False, allow_nan=False))
     info = {key: value for key, value in bench.info.items() if key != "hash"}
     info["name"] = bench.name
