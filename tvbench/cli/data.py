@@ -79,6 +79,9 @@ def build_(
                                               help="Tracker option (repeatable), e.g. repo=PATH, device=cuda."),
     flow_options: list[str] = typer.Option([], "--flow-option", metavar="KEY=VALUE",
                                            help="Flow option (repeatable), e.g. size=small, weights=PATH."),
+    min_side: int = typer.Option(64, "--min-side", help="Refuse a video whose shorter side is below this (px)."),
+    max_side: int = typer.Option(2048, "--max-side", help="Scale a video whose longer side is above this down to it "
+                                 "on decoding (px); points and images are in the scaled pixels."),
     video_column: Optional[str] = typer.Option(None, "--video-column", help="A dataset's video column (default: "
                                                "its one Video feature, else 'video')."),
     mllm_base_url: Optional[str] = typer.Option(None, "--mllm-base-url", help="OpenAI-compatible server, e.g. "
@@ -113,7 +116,8 @@ def build_(
                          tracker_options=_parse_settings(tracker_options, "--tracker-option"),
                          flow_options=_parse_settings(flow_options, "--flow-option"),
                          shard=parse_shard(shard), mllm_base_url=mllm_base_url, mllm_model=mllm_model,
-                         no_instructions=no_instructions, magnitude_groups=magnitude_groups, video_column=video_column)
+                         no_instructions=no_instructions, magnitude_groups=magnitude_groups, video_column=video_column,
+                         min_side=min_side, max_side=max_side)
     funnel = build(videos, out, config, say=say, engine=engine, workers=workers, ray_address=ray_address,
                    gpus_per_worker=gpus_per_worker, progress=not quiet)
     say(f"wrote {funnel.get('written', 0)} new case(s) to {out}; see {out}/build_stats.json for every rejection")

@@ -1,8 +1,8 @@
 """``tvbench data build``: videos -> clips -> tracks + flow -> filters -> sparse points -> instructions -> cases.
 
 Resumable: each clip's outcome (a case, or a rejection with its reason) is written atomically under
-``OUT/.build/clips/<clip id>.json`` (its images first, under ``OUT/.build/images/``), and a video whose clips are
-all done gets ``OUT/.build/videos/<key>.json``; a rerun skips both. A video is the unit of work: in this process,
+``OUT/.build/clips/<video key>/<clip id>.json`` (its images first, under ``OUT/.build/images/<video key>/``), and a
+video whose clips are all done gets ``OUT/.build/videos/<key>.json``; a rerun skips both. A video is the unit of work: in this process,
 in worker processes (``workers``) or on Ray actors (:mod:`tvbench.videos.engines`), each worker holding its own
 :class:`Builder`. The benchmark (``cases.jsonl`` + ``images/``) is then assembled from every finished clip with the
 folder writer, under a lock, so shards (``--shard K/N``, videos split by index) can share one OUT.
@@ -26,15 +26,17 @@ from PIL import Image
 from tvbench.errors import ConfigError
 from tvbench.io import atomic_save_png, atomic_write_json, file_lock, sha256_hex
 from tvbench.videos import clips as clips_mod
-from tvbench.videos.filters import FilterConfig, check_global_motion, check_motion, check_quality
+from tvbench.videos.filters import (FilterConfig, check_exposure, check_global_motion, check_motion, check_quality,
+                                    check_shot_cut)
 from tvbench.videos.sampling import as_pairs, sample_sparse
 from tvbench.videos.sources import VideoInput, file_input, list_inputs
-from tvbench.videos.tracking import Tracks, create_flow, create_tracker
+from tvbench.videos.tracking import Tracks, check_flow, check_tracker, create_flow, create_tracker
 
 BUILD_DIR = ".build"
 STATS_FILE = "build_stats.json"
-FUNNEL = ("videos", "bad_videos", "clips", "done_before", "decoded", "kept_quality", "kept_global_motion",
-          "tracked", "kept_motion", "sampled", "annotated", "written")
+FUNNEL = ("videos", "bad_videos", "clips", "done_before", "decoded", "kept_shot_cut", "kept_exposure",
+          "kept_quality", "kept_global_motion", "tracked", "kept_motion", "sampled", "annotated", "written",
+          "vfr_videos")
 NO_INSTRUCTIONS = "none: built with --no-instructions"
 
 
@@ -53,6 +55,8 @@ class BuildConfig:
     mllm_model: str | None = None
     no_instructions: bool = False
     magnitude_groups: bool = False  # clips at every stride from one start frame -> one magnitude group
+    min_side: int = clips_mod.MIN_SIDE  # a video smaller than this is refused
+    max_side: int = clips_mod.MAX_SIDE  # a larger one is scaled down to this on decoding
     video_column: str | None = None  # a Hugging Face dataset's video column (default: its one Video feature)
 
 
@@ -80,7 +84,9 @@ def clip_id(key: str, clip: clips_mod.Clip) -> str:
 
 
 class Builder:
-    def __init__(self, config: BuildConfig, out: Path, say: Callable[[str], None] = print):
+    def __init__(self, config: BuildConfig, out: Path, say: Callable[[str], None] = print, *,
+                 models: tuple | None = None):
+        """``models``: the (tracker, flow) already made, else each is made on first use."""
         if not config.no_instructions and not (config.mllm_base_url and config.mllm_model):
             raise ConfigError("tvbench data build: pass --mllm-base-url and --mllm-model for instructions, or "
                               "--no-instructions to write cases without them")
@@ -98,6 +104,8 @@ class Builder:
 
             self.annotator = Annotator(config.mllm_base_url, config.mllm_model, self.work / "mllm.cache.sqlite")
         self.funnel: Counter = Counter()
+        if models is not None:
+            self.tracker, self.flow = models
 
     # Created on first use: a worker pool's parent process never loads a tracker or flow network.
     @cached_property
@@ -109,8 +117,22 @@ class Builder:
         return create_flow(self.config.flow, self.config.flow_options)
 
     # --- one clip ---
+    # Work files go in a folder per video: a folder of every clip of a large build would make each atomic write's
+    # scan for a killed writer's leftovers slow (18 ms a write at 40,000 files, measured here).
     def _marker(self, cid: str) -> Path:
-        return self.work / "clips" / f"{cid}.json"
+        return self.work / "clips" / self._key / f"{cid}.json"
+
+    def _image(self, name: str) -> str:
+        """Where a clip's image goes, relative to the work folder (and the record's path to it)."""
+        return f"images/{self._key}/{name}.png"
+
+    def _provenance(self, clip: clips_mod.Clip, seed: int, weights: str, **extra) -> dict:
+        return {"video": str(clip.video), "frames": [clip.start, clip.end], "stride": clip.stride, "fps": clip.fps,
+                "times_s": list(clip.times), "vfr": clip.vfr, "rotation": clip.rotation, "scale": clip.scale,
+                "tracker": self.tracker.describe(), "flow": self.flow.describe(),
+                "filters": self.config.filters.describe(),
+                "sampling": {"points": self.config.points, "seed": seed, "weights": weights}, **extra,
+                "mllm": self.annotator.describe() if self.annotator else None}
 
     def _is_done(self, cid: str) -> bool:
         path = self._marker(cid)
@@ -131,6 +153,14 @@ class Builder:
         first, last = clip.frames[0], clip.frames[-1]
         height, width = first.shape[:2]
         self.funnel["decoded"] += 1
+        reason = check_shot_cut(clip.frames, cfg.filters, clip.start)
+        if reason:
+            return self._reject(cid, clip, "shot_cut", reason)
+        self.funnel["kept_shot_cut"] += 1
+        reason = check_exposure(first, last, cfg.filters)
+        if reason:
+            return self._reject(cid, clip, "exposure", reason)
+        self.funnel["kept_exposure"] += 1
         reason = check_quality(first, last, cfg.filters)
         if reason:
             return self._reject(cid, clip, "quality", reason)
@@ -153,11 +183,7 @@ class Builder:
         self.funnel["sampled"] += 1
         points = as_pairs(tracks, picked, width, height)
         dense = as_pairs(tracks, None, width, height)
-        meta: dict = {"provenance": {
-            "video": str(clip.video), "frames": [clip.start, clip.end], "stride": clip.stride, "fps": clip.fps,
-            "tracker": self.tracker.describe(), "flow": self.flow.describe(), "filters": cfg.filters.describe(),
-            "sampling": {"points": cfg.points, "seed": seed, "weights": "normalised DIS flow magnitude"},
-            "mllm": self.annotator.describe() if self.annotator else None}}
+        meta: dict = {"provenance": self._provenance(clip, seed, f"normalised {self.flow.name} flow magnitude")}
         instruction = None
         if self.annotator is None:
             meta["instructions"] = NO_INSTRUCTIONS
@@ -172,9 +198,8 @@ class Builder:
             self.funnel["annotated"] += 1
         images = {}
         for role, frame in (("source", first), ("target", last)):
-            path = self.work / "images" / f"{cid}.{role}.png"
-            atomic_save_png(path, Image.fromarray(frame))
-            images[role] = f"images/{cid}.{role}.png"
+            images[role] = self._image(f"{cid}.{role}")
+            atomic_save_png(self.work / images[role], Image.fromarray(frame))
         record = {"id": cid, **images, "points": points, "dense_points": dense, "subtask": "real", "meta": meta}
         if instruction is not None:
             record["instruction"] = instruction
@@ -194,6 +219,16 @@ class Builder:
         first = group[0].frames[0]
         height, width = first.shape[:2]
         self.funnel["decoded"] += 1
+        longest = group[-1]  # holds every frame of the group
+        reason = check_shot_cut(longest.frames, cfg.filters, longest.start)
+        if reason:
+            return self._reject(gid, longest, "shot_cut", f"stride {longest.stride}: {reason}")
+        self.funnel["kept_shot_cut"] += 1
+        for clip in group:
+            reason = check_exposure(first, clip.frames[-1], cfg.filters)
+            if reason:
+                return self._reject(gid, clip, "exposure", f"stride {clip.stride}: {reason}")
+        self.funnel["kept_exposure"] += 1
         flows = []
         for clip in group:
             reason = check_quality(first, clip.frames[-1], cfg.filters)
@@ -237,20 +272,16 @@ class Builder:
                 return self._reject(gid, group[-1], "mllm", str(exc))
             extra["reverse_instruction"] = reverse
             self.funnel["annotated"] += 1
-        source = f"images/{gid}.source.png"
+        source = self._image(f"{gid}.source")
         atomic_save_png(self.work / source, Image.fromarray(first))
         records = []
         for clip, pts, tracks, length in zip(group, points, per_stride, lengths):
             cid = f"{gid}-s{clip.stride}"
-            target = f"images/{cid}.target.png"
+            target = self._image(f"{cid}.target")
             atomic_save_png(self.work / target, Image.fromarray(clip.frames[-1]))
-            meta = {**extra, "requested_length_px": round(length, 2), "provenance": {
-                "video": str(clip.video), "frames": [clip.start, clip.end], "stride": clip.stride, "fps": clip.fps,
-                "tracker": self.tracker.describe(), "flow": self.flow.describe(), "filters": cfg.filters.describe(),
-                "sampling": {"points": cfg.points, "seed": seed, "weights": "normalised DIS flow magnitude of the "
-                             "largest stride; tracks visible at every stride of the group"},
-                "magnitude_group": {"strides": [c.stride for c in group]},
-                "mllm": self.annotator.describe() if self.annotator else None}}
+            meta = {**extra, "requested_length_px": round(length, 2), "provenance": self._provenance(
+                clip, seed, f"normalised {self.flow.name} flow magnitude of the largest stride; tracks visible at "
+                "every stride of the group", magnitude_group={"strides": [c.stride for c in group]})}
             record = {"id": cid, "source": source, "target": target, "points": pts,
                       "dense_points": as_pairs(tracks, None, width, height), "subtask": "magnitude", "group": gid,
                       "meta": meta}
@@ -263,17 +294,19 @@ class Builder:
         return outcome
 
     def _units(self, path: Path, key: str, label: str):
-        """(id, process) for each clip, or each magnitude group, of one video as decoding reaches it."""
+        """(id, variable frame rate?, process) for each clip, or magnitude group, of one video as decoding reaches
+        it."""
         cfg = self.config
         named = (lambda clip: clip) if label == str(path) else (lambda clip: dataclasses.replace(clip, video=label))
+        sizes = {"min_side": cfg.min_side, "max_side": cfg.max_side, "label": label}
         if cfg.magnitude_groups:
-            for group in clips_mod.iter_groups(path, cfg.strides, cfg.max_clips, warn=self.say):
+            for group in clips_mod.iter_groups(path, cfg.strides, cfg.max_clips, warn=self.say, **sizes):
                 gid = f"{key}-g{group[0].start:06d}"
-                yield gid, (lambda g=[named(c) for c in group], i=gid: self.process_group(i, g))
+                yield gid, group[0].vfr, (lambda g=[named(c) for c in group], i=gid: self.process_group(i, g))
         else:
-            for clip in clips_mod.iter_clips(path, cfg.strides, cfg.max_clips, warn=self.say):
+            for clip in clips_mod.iter_clips(path, cfg.strides, cfg.max_clips, warn=self.say, **sizes):
                 cid = clip_id(key, clip)
-                yield cid, (lambda c=named(clip), i=cid: self.process(i, c))
+                yield cid, clip.vfr, (lambda c=named(clip), i=cid: self.process(i, c))
 
     # --- one video: the unit of work of every engine ---
     def build_video(self, video: VideoInput) -> tuple[Counter, list[str]]:
@@ -285,7 +318,7 @@ class Builder:
 
     def _build_video(self, video: VideoInput) -> None:
         self.funnel["videos"] += 1
-        key = video.key
+        key = self._key = video.key
         done_marker = self.work / "videos" / f"{key}.json"
         done = json.loads(done_marker.read_text()) if done_marker.exists() else None
         windows = {"strides": self.config.strides, "max_clips": self.config.max_clips,
@@ -301,7 +334,9 @@ class Builder:
         made = 0
         try:
             with video.open(self.work / "inputs") as path:
-                for cid, work in self._units(path, key, video.label):
+                for cid, vfr, work in self._units(path, key, video.label):
+                    if made == 0 and vfr:  # once per video (the flag comes from the timestamps, before decoding)
+                        self.funnel["vfr_videos"] += 1
                     made += 1
                     self.funnel["clips"] += 1
                     if self._is_done(cid):
@@ -337,7 +372,7 @@ class Builder:
 
         with file_lock(self.work / "assemble.lock"):
             cases, rejections, bad = [], [], []
-            for path in sorted((self.work / "clips").glob("*.json")):
+            for path in sorted((self.work / "clips").glob("*/*.json")):
                 outcome = json.loads(path.read_text())
                 if outcome.get("status") == "written":
                     for record in outcome.get("records") or [outcome["record"]]:
@@ -351,7 +386,7 @@ class Builder:
                     bad.append({"video": done["video"], "reason": done["bad"]})
             bench = Benchmark(name=self.out.name, spec=str(self.out), cases=cases,
                               info={"built_by": "tvbench data build"})
-            write_folder(bench, self.out, overwrite=True)
+            write_folder(bench, self.out, overwrite=True, link=True)
             atomic_write_json(self.out / STATS_FILE, {
                 "funnel_last_run": {k: self.funnel.get(k, 0) for k in FUNNEL},
                 "cases": len(cases), "rejections": rejections, "bad_videos": bad,
@@ -387,10 +422,18 @@ def build(videos_source: str | Path, out: Path, config: BuildConfig, say: Callab
 
     if engine not in engines.ENGINES:
         raise ConfigError(f"--engine {engine!r}: expected one of {', '.join(engines.ENGINES)}")
+    if not 1 <= config.min_side <= config.max_side:
+        raise ConfigError(f"--min-side {config.min_side} --max-side {config.max_side}: expected 1 <= min <= max")
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers {workers}: expected 1 or more")
+    check_tracker(config.tracker, config.tracker_options)
+    check_flow(config.flow, config.flow_options)
     videos = list_inputs(videos_source, config.video_column)
-    builder = Builder(config, out, say)
+    in_process = engine == "local" and (workers or 1) == 1
+    # In this process, the models are made (weights and code found, or a one-line error) before OUT is touched.
+    models = (create_tracker(config.tracker, config.tracker_options),
+              create_flow(config.flow, config.flow_options)) if in_process else None
+    builder = Builder(config, out, say, models=models)
     mine = shard_of(videos, config.shard)
     funnel: Counter = Counter()
     try:
@@ -405,7 +448,7 @@ def build(videos_source: str | Path, out: Path, config: BuildConfig, say: Callab
             if engine == "ray":
                 engines.run_ray(config, out, mine, done, address=ray_address, workers=workers,
                                 gpus_per_worker=gpus_per_worker)
-            elif workers is not None and workers > 1:
+            elif not in_process:
                 engines.run_processes(config, out, mine, done, workers=workers)
             else:
                 for video in mine:
