@@ -5,11 +5,13 @@ a copy of the one in tests/test_video_build.py, made larger), then measures, sin
 one thread):
 
 - each stage alone, in clips per minute: decode (PyAV, cutting clips), track (LK, dense grid, forward-backward),
-  flow (DIS), filters (quality, camera motion, motion, sparse sampling), write (the two PNGs and the clip's record);
+  flow (DIS), filters (shot cut, exposure, quality, camera motion, motion, sparse sampling), write (the two PNGs
+  and the clip's record);
 - the whole builder (``build``, --no-instructions, a fresh OUT) against the sum of decode + track + flow
   (the work it cannot avoid): the ratio; the issue's target is 1.2x or less;
 - two shards (``--shard 1/2`` and ``2/2``) as two processes pinned to two cores against one process on one core
-  (each timed from its process's start, import included): the speed-up; the target is 1.7x or more.
+  (each timed from its process's start, import included): the speed-up; the target is 1.7x or more;
+- ``--workers 2`` (two worker processes, one build) against the in-process builder, worker start included.
 
     OMP_NUM_THREADS=1 python benchmarks/build_bench.py [--videos 8] [--frames 49] [--width 192 --height 128]
 """
@@ -50,7 +52,8 @@ def stage_times(videos: list[Path], strides: list[int], work: Path) -> tuple[dic
 
     from tvbench.io import atomic_save_png, atomic_write_json
     from tvbench.videos import clips as clips_mod
-    from tvbench.videos.filters import FilterConfig, check_global_motion, check_motion, check_quality
+    from tvbench.videos.filters import (FilterConfig, check_exposure, check_global_motion, check_motion,
+                                        check_quality, check_shot_cut)
     from tvbench.videos.sampling import as_pairs, sample_sparse
     from tvbench.videos.tracking import create_flow, create_tracker
 
@@ -72,6 +75,7 @@ def stage_times(videos: list[Path], strides: list[int], work: Path) -> tuple[dic
         flow = flow_est.flow(first, last)
         seconds["flow"] += time.perf_counter() - t
         t = time.perf_counter()
+        check_shot_cut(clip.frames, filters, clip.start), check_exposure(first, last, filters)
         check_quality(first, last, filters), check_global_motion(flow, filters), check_motion(tracks, filters)
         picked = sample_sparse(tracks, np.linalg.norm(flow, axis=-1), n=5, seed=i)
         h, w = first.shape[:2]
@@ -136,6 +140,11 @@ def main() -> None:
         t = time.perf_counter()
         funnel = build(folder, root / "whole", BuildConfig(strides=strides, no_instructions=True), say=lambda s: None)
         whole = time.perf_counter() - t
+        t = time.perf_counter()
+        build(folder, root / "workers", BuildConfig(strides=strides, no_instructions=True), say=lambda s: None,
+              workers=2)
+        workers = time.perf_counter() - t
+        same_workers = (root / "whole" / "cases.jsonl").read_text() == (root / "workers" / "cases.jsonl").read_text()
         one = run_shards(folder, root / "one", args.strides, [("1/1", 0)])
         two = run_shards(folder, root / "two", args.strides, [("1/2", 0), ("2/2", 1)])
         same = (root / "one" / "cases.jsonl").read_text() == (root / "two" / "cases.jsonl").read_text()
@@ -156,9 +165,13 @@ def main() -> None:
     print(f"\nwhole builder / unavoidable work: {whole / unavoidable:.2f}x (target <= 1.2x)")
     print(f"one process {one:.2f} s, two shards on two cores {two:.2f} s (process start included): "
           f"speed-up {one / two:.2f}x (target >= 1.7x); shards' cases equal one run's: {same}")
+    print(f"--workers 2 in one build {workers:.2f} s against in process {whole:.2f} s (worker start included): "
+          f"speed-up {whole / workers:.2f}x; cases equal: {same_workers}")
     print(json.dumps({"stages_s": {k: round(v, 3) for k, v in seconds.items()}, "clips": n_clips,
                       "whole_s": round(whole, 3), "ratio": round(whole / unavoidable, 3), "one_s": round(one, 3),
-                      "two_s": round(two, 3), "speedup": round(one / two, 3), "same": same}))
+                      "two_s": round(two, 3), "speedup": round(one / two, 3), "same": same,
+                      "workers2_s": round(workers, 3), "workers_speedup": round(whole / workers, 3),
+                      "same_workers": same_workers}))
 
 
 if __name__ == "__main__":
