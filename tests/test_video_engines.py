@@ -122,6 +122,8 @@ def test_engine_and_option_mistakes_are_one_line_before_any_work(videos, tmp_pat
     for extra, expected in ((["--engine", "rey"], "did you mean 'ray'"),
                             (["--tracker-option", "grid"], "--tracker-option 'grid': expected key=value"),
                             (["--workers", "0"], "--workers 0: expected 1 or more"),
+                            (["--filter-option", "blur=3"], "--filter-option blur: unknown; accepted: border_frac"),
+                            (["--filter-option", "blur_min=soft"], "blur_min=soft: expected a number"),
                             (["--tracker", "cotracker"], "did you mean 'cotracker3'"),
                             (["--flow", "raft", "--flow-option", "size=huge"], "size=huge: expected"),
                             (["--tracker", "cotracker3"], "--tracker-option repo=PATH"),

@@ -258,3 +258,42 @@ def test_importing_the_registries_stays_light():
     code = "import sys, tvbench.videos.tracking; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_raft_batches_pairs_in_one_pass_and_a_build_runs_with_it(tmp_path, torch_home):
+    """flow_many == one pair at a time (float rounding aside); a whole build with the learned flow, batched,
+    through the installed CLI, writes cases whose provenance names the weights file."""
+    import json
+
+    pytest.importorskip("av")
+    from conftest import run_tvbench
+    from test_video_build import moving_square_frames
+    from tvbench.testing.videos import encode_video
+
+    path = tmp_path / "raft_small.pth"
+    torch.save(_random_raft_small().state_dict(), path)
+    flow = create_flow("raft", {"size": "small", "weights": str(path), "iters": "2", "device": "cpu"})
+    pairs = [_frames(shift=s) for s in (1, 2, 3)]
+    batched = flow.flow_many(pairs)
+    assert len(batched) == 3 and batched[0].shape == (64, 72, 2)
+    for (first, last), got in zip(pairs, batched):
+        assert np.allclose(got, flow.flow(first, last), atol=1e-3)
+    with pytest.raises(ValueError, match="differ in size"):
+        flow.flow_many([pairs[0], _frames(height=72)])
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    encode_video(videos / "square.mp4", moving_square_frames())
+    out = tmp_path / "out"
+    done = run_tvbench("data", "build", str(videos), str(out), "--strides", "4", "--no-instructions", "--flow",
+                       "raft", "--flow-option", f"weights={path}", "--flow-option", "size=small", "--flow-option",
+                       "iters=2", "--flow-batch", "3", "--quiet", "--filter-option", "border_max_px=1e9",
+                       env={"OMP_NUM_THREADS": "1", "TORCH_HOME": str(torch_home)})
+    assert done.returncode == 0, done.stderr
+    stats = json.loads((out / "build_stats.json").read_text())
+    assert stats["funnel_last_run"]["decoded"] == 4  # 20 frames at stride 4: clips 0-4, 4-8, 8-12, 12-16
+    cases = [line for line in (out / "cases.jsonl").read_text().splitlines() if line.strip()]
+    assert cases  # random weights: the flow is noise, so the camera-motion filter is turned off above
+    for line in cases:
+        provenance = json.loads(line)["meta"]["provenance"]
+        assert provenance["flow"]["name"] == "raft" and provenance["flow"]["weights"].startswith("file sha256:")

@@ -79,6 +79,11 @@ def build_(
                                               help="Tracker option (repeatable), e.g. repo=PATH, device=cuda."),
     flow_options: list[str] = typer.Option([], "--flow-option", metavar="KEY=VALUE",
                                            help="Flow option (repeatable), e.g. size=small, weights=PATH."),
+    filter_options: list[str] = typer.Option([], "--filter-option", metavar="KEY=VALUE",
+                                             help="A filter threshold (repeatable), e.g. border_max_px=2, blur_min=30 "
+                                             "(see docs/videos.md)."),
+    flow_batch: int = typer.Option(8, "--flow-batch", help="Clips of a video whose flows are computed in one call "
+                                   "(one GPU batch for raft)."),
     min_side: int = typer.Option(64, "--min-side", help="Refuse a video whose shorter side is below this (px)."),
     max_side: int = typer.Option(2048, "--max-side", help="Scale a video whose longer side is above this down to it "
                                  "on decoding (px); points and images are in the scaled pixels."),
@@ -106,6 +111,7 @@ def build_(
 ) -> None:
     """Build a benchmark folder from videos (the paper's Sec. 3.2 pipeline), resumably."""
     from tvbench.videos.build import BuildConfig, build, parse_shard
+    from tvbench.videos.filters import FilterConfig
 
     try:
         stride_list = sorted({int(s) for s in strides.split(",") if s.strip()})
@@ -117,7 +123,8 @@ def build_(
                          flow_options=_parse_settings(flow_options, "--flow-option"),
                          shard=parse_shard(shard), mllm_base_url=mllm_base_url, mllm_model=mllm_model,
                          no_instructions=no_instructions, magnitude_groups=magnitude_groups, video_column=video_column,
-                         min_side=min_side, max_side=max_side)
+                         min_side=min_side, max_side=max_side, flow_batch=flow_batch,
+                         filters=FilterConfig.from_options(_parse_settings(filter_options, "--filter-option")))
     funnel = build(videos, out, config, say=say, engine=engine, workers=workers, ray_address=ray_address,
                    gpus_per_worker=gpus_per_worker, progress=not quiet)
     say(f"wrote {funnel.get('written', 0)} new case(s) to {out}; see {out}/build_stats.json for every rejection")

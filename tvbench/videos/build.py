@@ -55,6 +55,7 @@ class BuildConfig:
     mllm_model: str | None = None
     no_instructions: bool = False
     magnitude_groups: bool = False  # clips at every stride from one start frame -> one magnitude group
+    flow_batch: int = 8  # clips whose flows are computed in one call (one batch on the GPU for raft)
     min_side: int = clips_mod.MIN_SIDE  # a video smaller than this is refused
     max_side: int = clips_mod.MAX_SIDE  # a larger one is scaled down to this on decoding
     video_column: str | None = None  # a Hugging Face dataset's video column (default: its one Video feature)
@@ -104,6 +105,7 @@ class Builder:
 
             self.annotator = Annotator(config.mllm_base_url, config.mllm_model, self.work / "mllm.cache.sqlite")
         self.funnel: Counter = Counter()
+        self._writer, self._pending = None, []
         if models is not None:
             self.tracker, self.flow = models
 
@@ -143,15 +145,41 @@ class Builder:
             return not (record.get("status") == "written" and record.get("no_instructions"))
         return True
 
+    # Images are encoded and written by one thread beside the tracker (Pillow's PNG encoder releases the GIL), each
+    # clip's images before its marker, so a marker always names images on disk; a killed build loses only clips
+    # whose marker was not written yet, and recomputes them.
+    def _write(self, uid: str, frames: dict[str, np.ndarray], outcome: dict) -> None:
+        def write(marker: Path = self._marker(uid)) -> None:
+            for relative, frame in frames.items():
+                atomic_save_png(self.work / relative, Image.fromarray(frame))
+            atomic_write_json(marker, outcome)
+
+        if self._writer is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tvbench-writer")
+        self._pending.append(self._writer.submit(write))
+        if len(self._pending) > 8:  # a bound on the frames held in memory
+            self._pending.pop(0).result()
+
+    def flush(self) -> None:
+        """Wait for every queued write; the first one that failed raises here."""
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()
+
     def _reject(self, cid: str, clip: clips_mod.Clip, stage: str, reason: str) -> dict:
         outcome = {"status": "rejected", "id": cid, "video": str(clip.video), "stage": stage, "reason": reason}
         atomic_write_json(self._marker(cid), outcome)
         return outcome
 
     def process(self, cid: str, clip: clips_mod.Clip) -> dict:
+        return self.screen(cid, clip) or self.finish(cid, clip, self.flow.flow(clip.frames[0], clip.frames[-1]))
+
+    def screen(self, cid: str, clip: clips_mod.Clip) -> dict | None:
+        """The filters that need no flow (shot cut, exposure, blur): the rejection, or None to go on."""
         cfg = self.config
         first, last = clip.frames[0], clip.frames[-1]
-        height, width = first.shape[:2]
         self.funnel["decoded"] += 1
         reason = check_shot_cut(clip.frames, cfg.filters, clip.start)
         if reason:
@@ -165,7 +193,13 @@ class Builder:
         if reason:
             return self._reject(cid, clip, "quality", reason)
         self.funnel["kept_quality"] += 1
-        flow = self.flow.flow(first, last)
+        return None
+
+    def finish(self, cid: str, clip: clips_mod.Clip, flow: np.ndarray) -> dict:
+        """A screened clip with its flow (I1 -> I2): camera motion, tracks, motion, points, instruction, output."""
+        cfg = self.config
+        first, last = clip.frames[0], clip.frames[-1]
+        height, width = first.shape[:2]
         reason = check_global_motion(flow, cfg.filters)
         if reason:
             return self._reject(cid, clip, "global_motion", reason)
@@ -196,15 +230,12 @@ class Builder:
                 return self._reject(cid, clip, "mllm", str(exc))
             meta["reverse_instruction"] = reverse
             self.funnel["annotated"] += 1
-        images = {}
-        for role, frame in (("source", first), ("target", last)):
-            images[role] = self._image(f"{cid}.{role}")
-            atomic_save_png(self.work / images[role], Image.fromarray(frame))
+        images = {role: self._image(f"{cid}.{role}") for role in ("source", "target")}
         record = {"id": cid, **images, "points": points, "dense_points": dense, "subtask": "real", "meta": meta}
         if instruction is not None:
             record["instruction"] = instruction
         outcome = {"status": "written", "id": cid, "record": record, "no_instructions": self.annotator is None}
-        atomic_write_json(self._marker(cid), outcome)
+        self._write(cid, {images["source"]: first, images["target"]: last}, outcome)
         self.funnel["written"] += 1
         return outcome
 
@@ -229,15 +260,14 @@ class Builder:
             if reason:
                 return self._reject(gid, clip, "exposure", f"stride {clip.stride}: {reason}")
         self.funnel["kept_exposure"] += 1
-        flows = []
         for clip in group:
             reason = check_quality(first, clip.frames[-1], cfg.filters)
             if reason:
                 return self._reject(gid, clip, "quality", f"stride {clip.stride}: {reason}")
         self.funnel["kept_quality"] += 1
-        for clip in group:
-            flows.append(self.flow.flow(first, clip.frames[-1]))
-            reason = check_global_motion(flows[-1], cfg.filters)
+        flows = self.flow.flow_many([(first, clip.frames[-1]) for clip in group])  # one batch: the same I1
+        for clip, flow in zip(group, flows):
+            reason = check_global_motion(flow, cfg.filters)
             if reason:
                 return self._reject(gid, clip, "global_motion", f"stride {clip.stride}: {reason}")
         self.funnel["kept_global_motion"] += 1
@@ -273,12 +303,12 @@ class Builder:
             extra["reverse_instruction"] = reverse
             self.funnel["annotated"] += 1
         source = self._image(f"{gid}.source")
-        atomic_save_png(self.work / source, Image.fromarray(first))
+        frames = {source: first}
         records = []
         for clip, pts, tracks, length in zip(group, points, per_stride, lengths):
             cid = f"{gid}-s{clip.stride}"
             target = self._image(f"{cid}.target")
-            atomic_save_png(self.work / target, Image.fromarray(clip.frames[-1]))
+            frames[target] = clip.frames[-1]
             meta = {**extra, "requested_length_px": round(length, 2), "provenance": self._provenance(
                 clip, seed, f"normalised {self.flow.name} flow magnitude of the largest stride; tracks visible at "
                 "every stride of the group", magnitude_group={"strides": [c.stride for c in group]})}
@@ -289,24 +319,32 @@ class Builder:
                 record["instruction"] = instruction
             records.append(record)
         outcome = {"status": "written", "id": gid, "records": records, "no_instructions": self.annotator is None}
-        atomic_write_json(self._marker(gid), outcome)
+        self._write(gid, frames, outcome)
         self.funnel["written"] += 1
         return outcome
 
     def _units(self, path: Path, key: str, label: str):
-        """(id, variable frame rate?, process) for each clip, or magnitude group, of one video as decoding reaches
-        it."""
+        """(id, variable frame rate?, clip or magnitude group) for each unit of one video as decoding reaches it."""
         cfg = self.config
         named = (lambda clip: clip) if label == str(path) else (lambda clip: dataclasses.replace(clip, video=label))
         sizes = {"min_side": cfg.min_side, "max_side": cfg.max_side, "label": label}
         if cfg.magnitude_groups:
             for group in clips_mod.iter_groups(path, cfg.strides, cfg.max_clips, warn=self.say, **sizes):
                 gid = f"{key}-g{group[0].start:06d}"
-                yield gid, group[0].vfr, (lambda g=[named(c) for c in group], i=gid: self.process_group(i, g))
+                yield gid, group[0].vfr, [named(c) for c in group]
         else:
             for clip in clips_mod.iter_clips(path, cfg.strides, cfg.max_clips, warn=self.say, **sizes):
                 cid = clip_id(key, clip)
-                yield cid, clip.vfr, (lambda c=named(clip), i=cid: self.process(i, c))
+                yield cid, clip.vfr, named(clip)
+
+    def _process_batch(self, batch: list[tuple[str, clips_mod.Clip]]) -> None:
+        """Clips of one video (one frame size): screened one by one, then the flows of those kept in one
+        ``flow_many`` call (a single forward pass for a learned flow on the GPU), then each finished."""
+        kept = [(cid, clip) for cid, clip in batch if self.screen(cid, clip) is None]
+        if kept:
+            flows = self.flow.flow_many([(clip.frames[0], clip.frames[-1]) for _, clip in kept])
+            for (cid, clip), flow in zip(kept, flows):
+                self.finish(cid, clip, flow)
 
     # --- one video: the unit of work of every engine ---
     def build_video(self, video: VideoInput) -> tuple[Counter, list[str]]:
@@ -334,20 +372,29 @@ class Builder:
         made = 0
         try:
             with video.open(self.work / "inputs") as path:
-                for cid, vfr, work in self._units(path, key, video.label):
+                batch: list[tuple[str, clips_mod.Clip]] = []
+                for uid, vfr, unit in self._units(path, key, video.label):
                     if made == 0 and vfr:  # once per video (the flag comes from the timestamps, before decoding)
                         self.funnel["vfr_videos"] += 1
                     made += 1
                     self.funnel["clips"] += 1
-                    if self._is_done(cid):
+                    if self._is_done(uid):
                         self.funnel["done_before"] += 1
-                        continue
-                    work()
+                    elif isinstance(unit, list):
+                        self.process_group(uid, unit)
+                    else:
+                        batch.append((uid, unit))
+                        if len(batch) >= self.config.flow_batch:
+                            self._process_batch(batch)
+                            batch = []
+                self._process_batch(batch)
         except clips_mod.BadVideo as exc:
+            self.flush()
             self.say(f"{video.label}: {exc.reason}")
             self.funnel["bad_videos"] += 1
             atomic_write_json(done_marker, {"video": video.label, "clips": made, "bad": exc.reason, **windows})
             return
+        self.flush()  # the video is done only once its clips are on disk
         atomic_write_json(done_marker, {"video": video.label, "clips": made,
                                         "no_instructions": self.annotator is None, **windows})
 
@@ -393,6 +440,8 @@ class Builder:
                 "rejected_by_stage": dict(Counter(r.get("stage") for r in rejections))})
 
     def close(self) -> None:
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
         if self.annotator is not None:
             self.annotator.close()
 
@@ -422,6 +471,8 @@ def build(videos_source: str | Path, out: Path, config: BuildConfig, say: Callab
 
     if engine not in engines.ENGINES:
         raise ConfigError(f"--engine {engine!r}: expected one of {', '.join(engines.ENGINES)}")
+    if config.flow_batch < 1:
+        raise ConfigError(f"--flow-batch {config.flow_batch}: expected 1 or more")
     if not 1 <= config.min_side <= config.max_side:
         raise ConfigError(f"--min-side {config.min_side} --max-side {config.max_side}: expected 1 <= min <= max")
     if workers is not None and workers < 1:

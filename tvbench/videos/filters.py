@@ -26,6 +26,24 @@ class FilterConfig:
     clipped_max: float = 0.4  # fraction of I1's or I2's pixels near black or white (grey <= 2 or >= 253) above this
     exposure_change_max: float = 40.0  # mean grey of I1 and I2 differing by more than this: the exposure changed
 
+    @classmethod
+    def from_options(cls, options: dict[str, str]) -> "FilterConfig":
+        """From ``--filter-option KEY=VALUE`` text: an unknown key or a value that is not a number is one line."""
+        from dataclasses import fields
+
+        from tvbench.errors import ConfigError
+
+        types = {f.name: f.type for f in fields(cls)}
+        values = {}
+        for key, text in options.items():
+            if key not in types:
+                raise ConfigError(f"--filter-option {key}: unknown; accepted: {', '.join(types)}")
+            try:
+                values[key] = int(text) if types[key] in (int, "int") else float(text)
+            except ValueError:
+                raise ConfigError(f"--filter-option {key}={text}: expected a number") from None
+        return cls(**values)
+
     def describe(self) -> dict:
         return asdict(self)
 

@@ -184,18 +184,23 @@ class RaftFlow:
         return image.permute(2, 0, 1)[None].float() / 127.5 - 1.0  # uint8 RGB -> [-1, 1], as the preset does
 
     def flow(self, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+        return self.flow_many([(first, last)])[0]
+
+    def flow_many(self, pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+        """The flows of several (I1, I2) pairs of one size in one batch: one forward pass on the GPU for all."""
         import torch
         import torch.nn.functional as F
 
-        if first.shape != last.shape:
-            raise ValueError(f"raft: frames differ in size: {first.shape} vs {last.shape}")
-        height, width = first.shape[:2]
+        shapes = {f.shape for pair in pairs for f in pair}
+        if len(shapes) != 1:
+            raise ValueError(f"raft: frames of a batch differ in size: {sorted(shapes)}")
+        height, width = pairs[0][0].shape[:2]
         pad = (0, _padded(width, self._min_side) - width, 0, _padded(height, self._min_side) - height)
         with torch.no_grad():
-            a, b = (F.pad(self._tensor(f), pad, mode="replicate") for f in (first, last))
-            flows = self.model(a, b, num_flow_updates=self.iters)
-            out = flows[-1][0, :, :height, :width].permute(1, 2, 0)
-        return out.float().cpu().numpy().astype(np.float32, copy=False)
+            a, b = (F.pad(torch.cat([self._tensor(pair[i]) for pair in pairs]), pad, mode="replicate")
+                    for i in (0, 1))
+            flows = self.model(a, b, num_flow_updates=self.iters)[-1][:, :, :height, :width].permute(0, 2, 3, 1)
+        return list(flows.float().cpu().numpy().astype(np.float32, copy=False))
 
 
 # --- CoTracker3 (torch.hub code from its authors) ---

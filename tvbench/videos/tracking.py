@@ -171,6 +171,10 @@ class DisFlow:
     def describe(self) -> dict:
         return {"name": self.name, "preset": self.preset}
 
+    def flow_many(self, pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+        """One pair at a time: DIS gains nothing from a batch."""
+        return [self.flow(first, last) for first, last in pairs]
+
     def flow(self, first: np.ndarray, last: np.ndarray) -> np.ndarray:
         cv2 = _cv2()
         presets = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
