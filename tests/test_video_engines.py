@@ -96,6 +96,10 @@ def test_two_worker_processes_equal_one_process_with_the_funnel_summed(videos, t
     assert serial == parallel and serial["videos"] == 4 and serial["written"] >= 4
     stats = json.loads((two / "build_stats.json").read_text())
     assert stats["funnel_last_run"]["clips"] == serial["clips"]
+    # the funnel adds up: every clip was done before or decoded; every decoded clip was written or rejected once
+    assert serial["clips"] == serial["done_before"] + serial["decoded"] and serial["done_before"] == 0
+    assert serial["decoded"] == serial["written"] + len(stats["rejections"]) == stats["cases"] + len(stats["rejections"])
+    assert sum(stats["rejected_by_stage"].values()) == len(stats["rejections"]) and stats["rejected_by_stage"]
 
 
 def test_ray_engine_on_a_local_instance_equals_one_process(videos, tmp_path):

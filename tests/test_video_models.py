@@ -297,3 +297,18 @@ def test_raft_batches_pairs_in_one_pass_and_a_build_runs_with_it(tmp_path, torch
     for line in cases:
         provenance = json.loads(line)["meta"]["provenance"]
         assert provenance["flow"]["name"] == "raft" and provenance["flow"]["weights"].startswith("file sha256:")
+
+
+def test_auto_is_the_papers_models_on_a_gpu_and_the_classical_ones_without(monkeypatch, torch_home):
+    import tvbench.device
+    from tvbench.videos.tracking import check_tracker
+
+    assert type(create_tracker("auto")).__name__ == "LucasKanadeTracker"  # this machine has no GPU
+    assert create_flow("auto").name == "dis"
+    monkeypatch.setattr(tvbench.device, "resolve_device", lambda spec="auto": "cuda:0")
+    with pytest.raises(UnavailableError, match="--tracker-option repo=PATH"):  # cotracker3, code not cached
+        create_tracker("auto")
+    with pytest.raises(UnavailableError, match="raft"):  # raft, weights not cached
+        create_flow("auto")
+    with pytest.raises(ConfigError, match="tracker auto: options \\(grid_size\\) need a named tracker"):
+        check_tracker("auto", {"grid_size": "10"})

@@ -73,8 +73,10 @@ def build_(
     strides: str = typer.Option("8,16", help="Clip lengths in frames, comma-separated: I1 = frame t, I2 = t + stride."),
     max_clips: Optional[int] = typer.Option(None, "--max-clips", help="At most N clips per video."),
     points: int = typer.Option(5, help="Sparse drag points per case."),
-    tracker: str = typer.Option("lk", help="Tracker: lk (CPU, no weights) or cotracker3 (the paper's; torch.hub)."),
-    flow: str = typer.Option("dis", help="Flow estimator: dis (CPU, no weights) or raft (torchvision's RAFT)."),
+    tracker: str = typer.Option("auto", help="Tracker: lk (CPU, no weights), cotracker3 (the paper's; torch.hub "
+                                "code, weights cached once), or auto: cotracker3 on a CUDA GPU, lk without."),
+    flow: str = typer.Option("auto", help="Flow estimator: dis (CPU, no weights), raft (torchvision's RAFT, "
+                             "weights cached once), or auto: raft on a CUDA GPU, dis without."),
     tracker_options: list[str] = typer.Option([], "--tracker-option", metavar="KEY=VALUE",
                                               help="Tracker option (repeatable), e.g. repo=PATH, device=cuda."),
     flow_options: list[str] = typer.Option([], "--flow-option", metavar="KEY=VALUE",

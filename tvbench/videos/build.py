@@ -45,8 +45,8 @@ class BuildConfig:
     strides: list[int] = field(default_factory=lambda: [8, 16])
     max_clips: int | None = None  # per video
     points: int = 5  # sparse points per case
-    tracker: str = "lk"
-    flow: str = "dis"
+    tracker: str = "auto"  # cotracker3 where there is a CUDA GPU, lk elsewhere (tracking.AUTO)
+    flow: str = "auto"  # raft where there is a CUDA GPU, dis elsewhere
     tracker_options: dict = field(default_factory=dict)  # key=value strings, checked by the tracker's entry
     flow_options: dict = field(default_factory=dict)
     filters: FilterConfig = field(default_factory=FilterConfig)

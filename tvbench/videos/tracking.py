@@ -260,8 +260,25 @@ def parse_options(kind: str, name: str, accepted: dict[str, Option] | None,
     return values
 
 
+AUTO = {"tracker": ("cotracker3", "lk"), "flow estimator": ("raft", "dis")}  # (with a CUDA GPU, without)
+
+
+def _auto(kind: str, name: str, options: Mapping[str, Any] | None) -> str:
+    """``auto``: the paper's model where this process sees a CUDA GPU (CoTracker3; RAFT standing in for SEA-RAFT),
+    the classical CPU entry elsewhere. Resolved where the work runs (a Ray actor on a GPU node says yes)."""
+    if name != "auto":
+        return name
+    if options:
+        raise ConfigError(f"{kind} auto: options ({', '.join(options)}) need a named {kind}: "
+                          f"{' or '.join(AUTO[kind])}")
+    from tvbench.device import resolve_device
+
+    return AUTO[kind][0] if resolve_device("auto").startswith("cuda") else AUTO[kind][1]
+
+
 def _resolve(registry: dict, kind: str, name: str, options: Mapping[str, Any] | None):
-    """The entry's factory and its keyword arguments: a cheap check (no torch, no weights) of the name and options."""
+    """The entry's factory and its keyword arguments: a cheap check (no weights) of the name and options."""
+    name = _auto(kind, name, options)
     if name not in registry:
         from tvbench.registry import suggest
 
@@ -276,20 +293,27 @@ def _create(registry: dict, kind: str, name: str, options: Mapping[str, Any] | N
 
 
 def check_tracker(name: str, options: Mapping[str, Any] | None = None) -> None:
-    """Refuse an unknown tracker or a bad option before anything is loaded or written."""
-    _resolve(TRACKERS, "tracker", name, options)
+    """Refuse an unknown tracker or a bad option before anything is loaded or written (``auto`` is checked as a
+    name only: what it becomes depends on the machine that runs the work)."""
+    if name != "auto":
+        _resolve(TRACKERS, "tracker", name, options)
+    elif options:
+        _auto("tracker", name, options)
 
 
 def check_flow(name: str, options: Mapping[str, Any] | None = None) -> None:
-    _resolve(FLOWS, "flow estimator", name, options)
+    if name != "auto":
+        _resolve(FLOWS, "flow estimator", name, options)
+    elif options:
+        _auto("flow estimator", name, options)
 
 
-def create_tracker(name: str = "lk", options: Mapping[str, Any] | None = None):
+def create_tracker(name: str = "auto", options: Mapping[str, Any] | None = None):
     """A tracker by registry name; ``options`` as given on the command line (``{"grid_size": "20"}``)."""
     return _create(TRACKERS, "tracker", name, options)
 
 
-def create_flow(name: str = "dis", options: Mapping[str, Any] | None = None):
+def create_flow(name: str = "auto", options: Mapping[str, Any] | None = None):
     """A flow estimator by registry name; ``options`` as given on the command line (``{"size": "small"}``)."""
     return _create(FLOWS, "flow estimator", name, options)
 
