@@ -264,7 +264,7 @@ def test_cli_needs_an_mllm_or_no_instructions_and_gpu_models_say_what_they_need(
         Builder(BuildConfig(), tmp_path / "out")
     with pytest.raises(UnavailableError, match="weights"):
         create_tracker("cotracker3")
-    with pytest.raises(UnavailableError, match="weights"):
+    with pytest.raises(UnavailableError, match="git clone .*--flow-option repo=PATH"):
         create_flow("sea-raft")
     with pytest.raises(ConfigError, match="K/N"):
         parse_shard("3/2")

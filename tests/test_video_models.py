@@ -8,6 +8,8 @@ call signature and output shapes, so the tests check tvbench's code, not the mod
 
 from __future__ import annotations
 
+import os
+
 import sys
 import textwrap
 from pathlib import Path
@@ -106,9 +108,106 @@ def test_raft_option_errors_are_one_line_config_errors(tmp_path, torch_home):
         create_flow("raft", {"size": "large", "weights": str(path), "device": "cpu"})
 
 
-def test_sea_raft_is_named_and_points_to_raft():
-    with pytest.raises(UnavailableError, match="not implemented.*raft \\(torchvision"):
+FAKE_SEA_RAFT = """
+import torch
+from huggingface_hub import PyTorchModelHubMixin
+from utils.utils import shift  # SEA-RAFT's modules import each other by bare names, as here
+
+
+class RAFT(torch.nn.Module, PyTorchModelHubMixin):
+    def __init__(self, args):
+        super().__init__()
+        self.args = args
+        self.bias = torch.nn.Parameter(torch.zeros(2))
+        import torchvision.models as models
+        models.resnet18(weights="IMAGENET1K_V1")  # the real one downloads ImageNet weights here
+
+    def forward(self, image1, image2, iters=None, test_mode=False):
+        assert test_mode and iters == self.args.iters and image1.max() > 1.5  # 0..255 input
+        b, _, h, w = image1.shape
+        flow = torch.ones(b, 2, h, w) * shift(self.bias)
+        return {"flow": [flow], "info": [torch.zeros(b, 4, h, w)]}
+"""
+
+
+def _fake_sea_raft(folder: Path) -> Path:
+    (folder / "core" / "utils").mkdir(parents=True)
+    (folder / "core" / "raft.py").write_text(FAKE_SEA_RAFT)
+    (folder / "core" / "utils" / "__init__.py").write_text("")
+    (folder / "core" / "utils" / "utils.py").write_text("def shift(bias):\n    return bias[:, None, None]\n")
+    (folder / "config" / "eval").mkdir(parents=True)
+    (folder / "config" / "eval" / "spring-M.json").write_text('{"iters": 4, "scale": -1}')
+    return folder
+
+
+def test_sea_raft_from_a_checkout_with_weights_from_a_folder_or_the_hf_cache(tmp_path, torch_home, monkeypatch):
+    import sys
+    import types
+
+    import torchvision.models
+
+    monkeypatch.setattr(torchvision.models, "resnet18", lambda **kwargs: pytest.fail(f"downloads {kwargs}"))
+    repo = _fake_sea_raft(tmp_path / "SEA-RAFT")
+    with pytest.raises(UnavailableError, match="git clone https://github.com/princeton-vl/SEA-RAFT"):
         create_flow("sea-raft")
+    with pytest.raises(ConfigError, match="config=spring-L: no .*the checkout has spring-M"):
+        create_flow("sea-raft", {"repo": str(repo), "config": "spring-L"})
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    with pytest.raises(UnavailableError, match="hf download MemorySlices/Tartan-C-T-TSKH-spring540x960-M"):
+        create_flow("sea-raft", {"repo": str(repo)})
+
+    # weights saved with the model's own save_pretrained (the mixin the authors publish with), loaded back
+    monkeypatch.setattr(torchvision.models, "resnet18", lambda weights=None: None)
+    other_utils = types.ModuleType("utils")
+    monkeypatch.setitem(sys.modules, "utils", other_utils)
+    from tvbench.videos.models import _import_sea_raft
+
+    model = _import_sea_raft(repo)(types.SimpleNamespace(iters=4, scale=-1))
+    with torch.no_grad():
+        model.bias.copy_(torch.tensor([1.5, -2.0]))
+    model.save_pretrained(str(tmp_path / "weights"))
+    flow = create_flow("sea-raft", {"repo": str(repo), "weights": str(tmp_path / "weights"), "device": "cpu"})
+    assert sys.modules["utils"] is other_utils and "raft" not in sys.modules  # nothing of the checkout leaks
+    got = flow.flow_many([_frames(), _frames(shift=1)])
+    assert len(got) == 2 and got[0].shape == (64, 72, 2)
+    assert np.allclose(got[0][..., 0], 1.5 * 2) and np.allclose(got[0][..., 1], -2.0 * 2)  # scale -1: x2 back
+    described = flow.describe()
+    assert described["weights"].startswith("folder file sha256:") and described["config"] == "spring-M"
+
+
+@pytest.mark.skipif(not (Path(os.environ.get("TVBENCH_ORIGINALS", "/nonexistent")) / "sea-raft").is_dir(),
+                    reason="no SEA-RAFT checkout under TVBENCH_ORIGINALS")
+def test_sea_raft_matches_the_authors_inference_on_their_code(tmp_path, torch_home, monkeypatch):
+    """The real checkout, random weights (spring-S): our flow equals their custom.py's calc_flow."""
+    import ast
+    import types
+
+    import torch.nn.functional as F
+    import torchvision.models
+
+    repo = Path(os.environ["TVBENCH_ORIGINALS"]) / "sea-raft"
+    from tvbench.videos.models import _NoImagenetDownload, _import_sea_raft, _sea_raft_config
+
+    args, _ = _sea_raft_config("test", repo, "spring-S")
+    torch.manual_seed(0)
+    with _NoImagenetDownload():
+        model = _import_sea_raft(repo)(args).eval()
+    model.save_pretrained(str(tmp_path / "weights"))
+    tree = ast.parse((repo / "custom.py").read_text())
+    theirs = {"F": F, "torch": torch}
+    exec(compile(ast.Module([n for n in tree.body if isinstance(n, ast.FunctionDef)
+                             and n.name in ("forward_flow", "calc_flow")], []), "custom.py", "exec"), theirs)
+    flow = create_flow("sea-raft", {"repo": str(repo), "config": "spring-S", "weights": str(tmp_path / "weights"),
+                                    "device": "cpu"})
+    first, last = _frames(height=256, width=320, shift=4)
+    ours = flow.flow(first, last)
+    as_tensor = lambda f: torch.from_numpy(f).permute(2, 0, 1)[None].float()  # noqa: E731
+    with torch.no_grad():
+        expected, _ = theirs["calc_flow"](args, model, as_tensor(first), as_tensor(last))
+    diff = np.abs(ours - expected[0].permute(1, 2, 0).numpy()).max()
+    print(f"sea-raft against calc_flow: max |diff| {diff:.2e} px")
+    assert diff < 1e-4
 
 
 # --- CoTracker3 ---

@@ -76,7 +76,8 @@ def build_(
     tracker: str = typer.Option("auto", help="Tracker: lk (CPU, no weights), cotracker3 (the paper's; torch.hub "
                                 "code, weights cached once), or auto: cotracker3 on a CUDA GPU, lk without."),
     flow: str = typer.Option("auto", help="Flow estimator: dis (CPU, no weights), raft (torchvision's RAFT, "
-                             "weights cached once), or auto: raft on a CUDA GPU, dis without."),
+                             "weights cached once), sea-raft (the paper's; a checkout of its code: --flow-option "
+                             "repo=PATH), or auto: raft on a CUDA GPU, dis without."),
     tracker_options: list[str] = typer.Option([], "--tracker-option", metavar="KEY=VALUE",
                                               help="Tracker option (repeatable), e.g. repo=PATH, device=cuda."),
     flow_options: list[str] = typer.Option([], "--flow-option", metavar="KEY=VALUE",

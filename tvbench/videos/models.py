@@ -308,3 +308,158 @@ class CoTracker3Tracker:
         start, end = tracks[0].astype(np.float32), tracks[-1].astype(np.float32)
         inside = (end[:, 0] >= 0) & (end[:, 0] <= width - 1) & (end[:, 1] >= 0) & (end[:, 1] <= height - 1)
         return Tracks(start, end, visibility[0] & visibility[-1] & inside)
+
+
+# --- SEA-RAFT (the paper's flow; code from a checkout of its authors' repository) ---
+
+SEA_RAFT_GIT = "https://github.com/princeton-vl/SEA-RAFT"
+SEA_RAFT_WEIGHTS = "MemorySlices/Tartan-C-T-TSKH-spring540x960-M"  # the README's example, with config spring-M
+SEA_RAFT_MODULES = ("raft", "update", "corr", "extractor", "layer", "utils", "utils.utils")
+
+
+def _sea_raft_config(entry: str, repo: Path, config: str):
+    """The model's arguments: ``config/eval/<name>.json`` of the checkout, or a JSON file."""
+    import argparse
+    import json
+
+    path = Path(config).expanduser() if config.endswith(".json") else repo / "config" / "eval" / f"{config}.json"
+    if not path.is_file():
+        known = sorted(p.stem for p in (repo / "config" / "eval").glob("*.json"))
+        raise ConfigError(f"{entry}: option config={config}: no {path} (the checkout has {', '.join(known) or 'none'})")
+    try:
+        return argparse.Namespace(**json.loads(path.read_text())), path
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{entry}: config {path} is not a JSON object ({exc})") from None
+
+
+def _import_sea_raft(repo: Path):
+    """SEA-RAFT's ``RAFT`` class from ``repo/core``, whose modules import each other by bare names (``utils``,
+    ``layer``, ...). They are imported with ``core`` first on the path and then taken out of ``sys.modules`` again,
+    with whatever held those names put back, so no other ``utils`` is shadowed afterwards."""
+    import importlib
+    import sys
+
+    saved = {name: sys.modules.pop(name) for name in SEA_RAFT_MODULES if name in sys.modules}
+    sys.path.insert(0, str(repo / "core"))
+    try:
+        return importlib.import_module("raft").RAFT
+    finally:
+        sys.path.remove(str(repo / "core"))
+        for name in SEA_RAFT_MODULES:
+            sys.modules.pop(name, None)
+        sys.modules.update(saved)
+
+
+class _NoImagenetDownload:
+    """SEA-RAFT's encoders load torchvision's ImageNet ResNet weights when built, a download that fails offline;
+    the checkpoint overwrites them at once, so while the model is built the ResNet builders get no weights."""
+
+    def __enter__(self):
+        import torchvision.models as models
+
+        self._saved = {name: getattr(models, name) for name in ("resnet18", "resnet34")}
+        for name, builder in self._saved.items():
+            setattr(models, name, lambda *args, _builder=builder, **kwargs: _builder(weights=None))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import torchvision.models as models
+
+        for name, builder in self._saved.items():
+            setattr(models, name, builder)
+
+
+class SeaRaftFlow:
+    """SEA-RAFT from I1 to I2 as its authors' ``custom.py`` computes it: images in 0..255, scaled by
+    ``2 ** scale`` first (the Spring configs: half size), ``iters`` updates, the last flow scaled back.
+
+    The code is a checkout (``repo``; it is not on PyPI); the weights a Hugging Face id already in the HF cache
+    (the authors publish them under ``MemorySlices/``), a ``save_pretrained`` folder or a state-dict file. Frames
+    are padded (edge pixels repeated) so the smallest feature map keeps a pixel at the coarsest correlation level,
+    and the flow cropped back.
+    """
+
+    name = "sea-raft"
+
+    def __init__(self, repo: str | None = None, config: str = "spring-M", weights: str = SEA_RAFT_WEIGHTS,
+                 device: str = "auto"):
+        entry = "flow sea-raft"
+        if not repo:
+            raise UnavailableError(f"{entry}: SEA-RAFT's code is not on PyPI: git clone {SEA_RAFT_GIT} once and "
+                                   "pass --flow-option repo=PATH")
+        self.repo = Path(repo).expanduser()
+        if not (self.repo / "core" / "raft.py").is_file():
+            what = "no such folder" if not self.repo.is_dir() else "no core/raft.py in it"
+            raise ConfigError(f"{entry}: option repo={repo}: {what} (give a checkout of {SEA_RAFT_GIT})")
+        self.args, self.config_path = _sea_raft_config(entry, self.repo, config)
+        self.config = config
+        self._source, self.weights = self._resolve_weights(entry, weights)
+        self.device = _device(entry, device)
+        self.model = self._build(entry)
+        scale = float(getattr(self.args, "scale", 0))
+        self._min_side = int(np.ceil(8 * 2 ** 4 / 2 ** scale))  # 1/8 features, halved 4 times by the pyramid
+
+    @staticmethod
+    def _resolve_weights(entry: str, weights: str) -> tuple[Path, str]:
+        """(a folder or file, its provenance), found without a network."""
+        import re
+
+        path = Path(weights).expanduser()
+        hub_id = re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", weights) and not weights.endswith(STATE_DICT_SUFFIXES)
+        if path.exists() or not hub_id:
+            if path.is_dir():
+                files = sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin"))
+                if not files:
+                    raise ConfigError(f"{entry}: option weights={weights}: a folder without model weights")
+                return path, f"folder file sha256:{sha256_prefix(files[0])}"
+            return _existing_file(entry, weights), f"file sha256:{sha256_prefix(path)}"
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
+
+        try:
+            folder = Path(snapshot_download(weights, local_files_only=True))
+        except (LocalEntryNotFoundError, FileNotFoundError, ValueError):
+            raise WeightsUnavailable(
+                f"{entry}: {weights} is not in the Hugging Face cache and tvbench does not download during a build",
+                spec=weights, fix=f"fetch it once online with `hf download {weights}`", local="folder or file",
+                option="--flow-option weights=PATH") from None
+        return folder, f"hf:{weights}@{folder.name}"
+
+    def _build(self, entry: str) -> "torch.nn.Module":
+        raft = _import_sea_raft(self.repo)
+        with _NoImagenetDownload():
+            if self._source.is_dir():
+                model = raft.from_pretrained(str(self._source), args=self.args)
+            else:
+                model = raft(self.args)
+                _load_into(entry, model, _read_state_dict(entry, self._source), self._source, "SEA-RAFT")
+        return model.eval().to(self.device)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "config": self.config, "weights": self.weights, "iters": self.args.iters,
+                "scale": getattr(self.args, "scale", 0), "device": self.device}
+
+    def flow(self, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+        return self.flow_many([(first, last)])[0]
+
+    def flow_many(self, pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+        import torch
+        import torch.nn.functional as F
+
+        shapes = {f.shape for pair in pairs for f in pair}
+        if len(shapes) != 1:
+            raise ValueError(f"sea-raft: frames of a batch differ in size: {sorted(shapes)}")
+        height, width = pairs[0][0].shape[:2]
+        pad = (0, _padded(width, self._min_side) - width, 0, _padded(height, self._min_side) - height)
+        scale = 2 ** float(getattr(self.args, "scale", 0))
+
+        def batch(i: int) -> "torch.Tensor":
+            frames = torch.stack([torch.from_numpy(np.ascontiguousarray(pair[i])) for pair in pairs]).to(self.device)
+            padded = F.pad(frames.permute(0, 3, 1, 2).float(), pad, mode="replicate")
+            return F.interpolate(padded, scale_factor=scale, mode="bilinear", align_corners=False)
+
+        with torch.no_grad():
+            out = self.model(batch(0), batch(1), iters=self.args.iters, test_mode=True)["flow"][-1]
+            out = F.interpolate(out, scale_factor=1 / scale, mode="bilinear", align_corners=False) / scale
+            out = out[:, :, :height, :width].permute(0, 2, 3, 1)
+        return list(out.float().cpu().numpy().astype(np.float32, copy=False))

@@ -3,8 +3,8 @@
 Classical CPU entries, no weights: ``lk`` (OpenCV pyramidal Lucas-Kanade over every frame of the clip with a
 forward-backward check) and ``dis`` (OpenCV DIS optical flow). Learned entries (torch, weights, GPU when there is
 one) live in :mod:`tvbench.videos.models` and are imported only when asked for: ``cotracker3`` (the paper's
-tracker, from its authors' torch.hub code) and ``raft`` (torchvision's RAFT). ``sea-raft``, the paper's flow, is
-named but not implemented: asking for it says so and points to ``raft``.
+tracker, from its authors' torch.hub code), ``sea-raft`` (the paper's flow, from a checkout of its authors' code)
+and ``raft`` (torchvision's RAFT, which needs no checkout).
 
 Every entry takes options as text (``key=value`` from the command line): each entry lists the keys it accepts,
 with a parser per key, so a typo or a bad value is one line naming it before anything loads.
@@ -183,18 +183,6 @@ class DisFlow:
         return dis.calc(_gray(first), _gray(last), None)
 
 
-class _NotImplemented:
-    """A named entry that refuses with what to use instead; it takes any options, since none would help."""
-
-    options = None
-
-    def __init__(self, message: str):
-        self.message = message
-
-    def __call__(self, **_: Any) -> object:
-        raise UnavailableError(self.message)
-
-
 class _Learned:
     """A torch entry: its options are known here, its class is imported from :mod:`tvbench.videos.models` only when
     it is created, so importing this module (and listing the registries) does not load torch."""
@@ -214,6 +202,12 @@ _RAFT_OPTIONS = {
     "iters": _int_option(1, 64),
     "device": _device_option(),
 }
+_SEA_RAFT_OPTIONS = {
+    "repo": _text_option("a local checkout of github.com/princeton-vl/SEA-RAFT"),
+    "config": _text_option("a name under the checkout's config/eval (spring-M) or a JSON file"),
+    "weights": _text_option("a Hugging Face id in the HF cache, a save_pretrained folder or a state-dict file"),
+    "device": _device_option(),
+}
 _COTRACKER_OPTIONS = {
     "repo": _text_option("a local folder holding the co-tracker repository (with hubconf.py)"),
     "weights": _text_option("DEFAULT (the published scaled_offline.pth in the torch cache) or a state-dict file"),
@@ -231,10 +225,9 @@ FLOWS: dict[str, tuple[Callable[..., object], str]] = {
     "dis": (DisFlow, "OpenCV DIS optical flow (CPU)"),
     "raft": (_Learned("RaftFlow", _RAFT_OPTIONS), "torchvision's RAFT, large or small (torch, GPU if any; weights "
                                                   "from PyTorch's download host)"),
-    "sea-raft": (_NotImplemented("sea-raft: SEA-RAFT (the paper's flow; code from princeton-vl, weights on the "
-                                 "Hugging Face hub) is not implemented in tvbench; raft (torchvision's RAFT, "
-                                 "weights from PyTorch) is the implemented learned flow"),
-                 "the paper's flow (not implemented; use raft)"),
+    "sea-raft": (_Learned("SeaRaftFlow", _SEA_RAFT_OPTIONS),
+                 "the paper's flow: SEA-RAFT from a checkout of its authors' code (torch, GPU if any; weights "
+                 "from the Hugging Face hub)"),
 }
 
 
