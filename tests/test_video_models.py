@@ -411,3 +411,24 @@ def test_auto_is_the_papers_models_on_a_gpu_and_the_classical_ones_without(monke
         create_flow("auto")
     with pytest.raises(ConfigError, match="tracker auto: options \\(grid_size\\) need a named tracker"):
         check_tracker("auto", {"grid_size": "10"})
+
+
+@pytest.mark.skipif(not (Path(os.environ.get("TVBENCH_ORIGINALS", "/nonexistent")) / "co-tracker").is_dir(),
+                    reason="no co-tracker checkout under TVBENCH_ORIGINALS")
+def test_cotracker3_matches_the_authors_predictor_on_their_code(tmp_path, torch_home):
+    """The real checkout, random weights: our tracks (one clip, and two through track_many) equal the predictor's."""
+    repo = Path(os.environ["TVBENCH_ORIGINALS"]) / "co-tracker"
+    torch.manual_seed(0)
+    predictor = torch.hub.load(str(repo), "cotracker3_offline", source="local", pretrained=False).eval()
+    torch.save(predictor.model.state_dict(), tmp_path / "random.pth")
+    tracker = create_tracker("cotracker3", {"repo": str(repo), "weights": str(tmp_path / "random.pth"),
+                                            "grid_size": "4", "device": "cpu"})
+    clips = [_clip(5, 64, 96), [np.roll(f, 3, axis=1) for f in _clip(5, 64, 96)]]
+    with torch.no_grad():
+        expected = [predictor(torch.from_numpy(np.stack(c)).permute(0, 3, 1, 2)[None].float(), grid_size=4)
+                    for c in clips]
+    for got in (tracker.track(clips[0]), tracker.track_many(clips)[0]):
+        assert np.abs(got.start - expected[0][0][0, 0].numpy()).max() < 1e-3
+        assert np.abs(got.end - expected[0][0][0, -1].numpy()).max() < 1e-3
+    second = tracker.track_many(clips)[1]
+    assert np.abs(second.end - expected[1][0][0, -1].numpy()).max() < 1e-3

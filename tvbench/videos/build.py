@@ -55,7 +55,7 @@ class BuildConfig:
     mllm_model: str | None = None
     no_instructions: bool = False
     magnitude_groups: bool = False  # clips at every stride from one start frame -> one magnitude group
-    flow_batch: int = 8  # clips whose flows are computed in one call (one batch on the GPU for raft)
+    flow_batch: int = 8  # clips whose flows, then tracks, are computed in one call (one GPU batch for the learned)
     min_side: int = clips_mod.MIN_SIDE  # a video smaller than this is refused
     max_side: int = clips_mod.MAX_SIDE  # a larger one is scaled down to this on decoding
     video_column: str | None = None  # a Hugging Face dataset's video column (default: its one Video feature)
@@ -174,7 +174,12 @@ class Builder:
         return outcome
 
     def process(self, cid: str, clip: clips_mod.Clip) -> dict:
-        return self.screen(cid, clip) or self.finish(cid, clip, self.flow.flow(clip.frames[0], clip.frames[-1]))
+        """One clip through every stage (the builder runs clips in batches, :meth:`_process_batch`)."""
+        rejected = self.screen(cid, clip)
+        if rejected:
+            return rejected
+        flow = self.flow.flow(clip.frames[0], clip.frames[-1])
+        return self.still_camera(cid, clip, flow) or self.finish(cid, clip, flow, self.tracker.track(clip.frames))
 
     def screen(self, cid: str, clip: clips_mod.Clip) -> dict | None:
         """The filters that need no flow (shot cut, exposure, blur): the rejection, or None to go on."""
@@ -195,16 +200,20 @@ class Builder:
         self.funnel["kept_quality"] += 1
         return None
 
-    def finish(self, cid: str, clip: clips_mod.Clip, flow: np.ndarray) -> dict:
-        """A screened clip with its flow (I1 -> I2): camera motion, tracks, motion, points, instruction, output."""
-        cfg = self.config
-        first, last = clip.frames[0], clip.frames[-1]
-        height, width = first.shape[:2]
-        reason = check_global_motion(flow, cfg.filters)
+    def still_camera(self, cid: str, clip: clips_mod.Clip, flow: np.ndarray) -> dict | None:
+        """The camera-motion filter on the clip's flow (I1 -> I2): the rejection, or None to go on."""
+        reason = check_global_motion(flow, self.config.filters)
         if reason:
             return self._reject(cid, clip, "global_motion", reason)
         self.funnel["kept_global_motion"] += 1
-        tracks = self.tracker.track(clip.frames).kept()
+        return None
+
+    def finish(self, cid: str, clip: clips_mod.Clip, flow: np.ndarray, tracked: Tracks) -> dict:
+        """A clip past the camera filter, with its flow and tracks: motion, points, instruction, output."""
+        cfg = self.config
+        first, last = clip.frames[0], clip.frames[-1]
+        height, width = first.shape[:2]
+        tracks = tracked.kept()
         self.funnel["tracked"] += 1
         reason = check_motion(tracks, cfg.filters)
         if reason:
@@ -271,7 +280,7 @@ class Builder:
             if reason:
                 return self._reject(gid, clip, "global_motion", f"stride {clip.stride}: {reason}")
         self.funnel["kept_global_motion"] += 1
-        all_tracks = [self.tracker.track(clip.frames) for clip in group]  # same grid on the same I1: aligned
+        all_tracks = self.tracker.track_many([clip.frames for clip in group])  # same grid on the same I1: aligned
         common = np.logical_and.reduce([t.visible for t in all_tracks])
         per_stride = [Tracks(t.start[common], t.end[common], t.visible[common]) for t in all_tracks]
         self.funnel["tracked"] += 1
@@ -338,13 +347,20 @@ class Builder:
                 yield cid, clip.vfr, named(clip)
 
     def _process_batch(self, batch: list[tuple[str, clips_mod.Clip]]) -> None:
-        """Clips of one video (one frame size): screened one by one, then the flows of those kept in one
-        ``flow_many`` call (a single forward pass for a learned flow on the GPU), then each finished."""
+        """Clips of one video (one frame size), stage by stage: screened one by one, the flows of those kept in one
+        ``flow_many`` call, the camera filter, the tracks of those left in one ``track_many`` call (single forward
+        passes for the learned models on the GPU), then each finished."""
         kept = [(cid, clip) for cid, clip in batch if self.screen(cid, clip) is None]
-        if kept:
-            flows = self.flow.flow_many([(clip.frames[0], clip.frames[-1]) for _, clip in kept])
-            for (cid, clip), flow in zip(kept, flows):
-                self.finish(cid, clip, flow)
+        if not kept:
+            return
+        flows = self.flow.flow_many([(clip.frames[0], clip.frames[-1]) for _, clip in kept])
+        still = [(cid, clip, flow) for (cid, clip), flow in zip(kept, flows)
+                 if self.still_camera(cid, clip, flow) is None]
+        if not still:
+            return
+        tracked = self.tracker.track_many([clip.frames for _, clip, _ in still])
+        for (cid, clip, flow), tracks in zip(still, tracked):
+            self.finish(cid, clip, flow, tracks)
 
     # --- one video: the unit of work of every engine ---
     def build_video(self, video: VideoInput) -> tuple[Counter, list[str]]:

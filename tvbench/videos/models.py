@@ -295,6 +295,11 @@ class CoTracker3Tracker:
         video = torch.from_numpy(np.ascontiguousarray(np.stack(frames))).to(self.device)  # (T, H, W, 3) uint8
         return video.permute(0, 3, 1, 2)[None].float()  # (1, T, 3, H, W) in 0..255, as the model expects
 
+    def track_many(self, clips: list[list[np.ndarray]]) -> list[Tracks]:
+        """One clip a call: the authors' predictor takes one video at a time (a batch of two fails in
+        cotracker3_offline.py, and predictor.py says "TODO: batchify"; seen on co-tracker 82e02e8)."""
+        return [self.track(frames) for frames in clips]
+
     def track(self, frames: list[np.ndarray]) -> Tracks:
         import torch
 

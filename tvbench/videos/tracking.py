@@ -147,6 +147,10 @@ class LucasKanadeTracker:
             ok &= status.reshape(-1).astype(bool)
         return current.reshape(-1, 2), ok
 
+    def track_many(self, clips: list[list[np.ndarray]]) -> list[Tracks]:
+        """One clip at a time: LK gains nothing from a batch."""
+        return [self.track(frames) for frames in clips]
+
     def track(self, frames: list[np.ndarray]) -> Tracks:
         grays = [_gray(f) for f in frames]
         height, width = grays[0].shape
