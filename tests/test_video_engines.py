@@ -5,6 +5,7 @@ Every engine must give the same benchmark as the in-process loop; the Ray test s
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,38 @@ def test_engine_and_option_mistakes_are_one_line_before_any_work(videos, tmp_pat
         assert done.returncode == 2 and expected in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert not out.exists()
+
+
+def test_ray_engine_joins_an_existing_cluster(videos, tmp_path):
+    """`ray start --head` (a one-node cluster, as a user's head node), then `--ray-address auto`: the build runs
+    on its actors and leaves the cluster running (tvbench shuts down only an instance it started)."""
+    pytest.importorskip("ray")
+    import subprocess
+    import sys
+
+    from conftest import run_tvbench
+
+    import shutil
+    import tempfile
+
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    env = {**os.environ, **ENV, "RAY_ADDRESS": ""}
+    temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # short: Ray's socket paths must fit AF_UNIX's 107
+    started = subprocess.run([ray_cli, "start", "--head", "--num-cpus", "2", "--include-dashboard", "false",
+                              "--temp-dir", str(temp), "--disable-usage-stats"], env=env, capture_output=True,
+                             text=True, timeout=120)
+    try:
+        assert started.returncode == 0, started.stderr[-2000:]
+        one, on_cluster = tmp_path / "one", tmp_path / "cluster"
+        assert run_tvbench("data", "build", str(videos), str(one), "--strides", "8", "--no-instructions",
+                           env=ENV).returncode == 0
+        done = run_tvbench("data", "build", str(videos), str(on_cluster), "--strides", "8", "--no-instructions",
+                           "--engine", "ray", "--ray-address", "auto", env={**ENV, "RAY_ADDRESS": ""})
+        assert done.returncode == 0, done.stderr
+        assert (one / "cases.jsonl").read_text() == (on_cluster / "cases.jsonl").read_text()
+        probe = "import ray; ray.init(address='auto', log_to_driver=False); print(ray.cluster_resources()['CPU'])"
+        status = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+        assert status.returncode == 0, f"tvbench shut down a cluster it did not start: {status.stderr[-1500:]}"
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
