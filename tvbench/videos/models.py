@@ -118,6 +118,16 @@ def _padded(side: int, minimum: int) -> int:
     return max(side + (-side % 8), minimum)
 
 
+def _batch_padding(entry: str, pairs: list[tuple[np.ndarray, np.ndarray]], minimum: int) -> tuple[int, int, tuple]:
+    """(height, width, F.pad amounts) of a batch of (I1, I2) pairs, which must share one size: padded at the right
+    and bottom so each side is a multiple of 8 and at least ``minimum``; the flow is cropped back after."""
+    shapes = {f.shape for pair in pairs for f in pair}
+    if len(shapes) != 1:
+        raise ValueError(f"{entry}: frames of a batch differ in size: {sorted(shapes)}")
+    height, width = pairs[0][0].shape[:2]
+    return height, width, (0, _padded(width, minimum) - width, 0, _padded(height, minimum) - height)
+
+
 class RaftFlow:
     """torchvision's RAFT from I1 to I2, (H, W, 2) float32 pixels.
 
@@ -191,11 +201,7 @@ class RaftFlow:
         import torch
         import torch.nn.functional as F
 
-        shapes = {f.shape for pair in pairs for f in pair}
-        if len(shapes) != 1:
-            raise ValueError(f"raft: frames of a batch differ in size: {sorted(shapes)}")
-        height, width = pairs[0][0].shape[:2]
-        pad = (0, _padded(width, self._min_side) - width, 0, _padded(height, self._min_side) - height)
+        height, width, pad = _batch_padding("raft", pairs, self._min_side)
         with torch.no_grad():
             a, b = (F.pad(torch.cat([self._tensor(pair[i]) for pair in pairs]), pad, mode="replicate")
                     for i in (0, 1))
@@ -451,11 +457,7 @@ class SeaRaftFlow:
         import torch
         import torch.nn.functional as F
 
-        shapes = {f.shape for pair in pairs for f in pair}
-        if len(shapes) != 1:
-            raise ValueError(f"sea-raft: frames of a batch differ in size: {sorted(shapes)}")
-        height, width = pairs[0][0].shape[:2]
-        pad = (0, _padded(width, self._min_side) - width, 0, _padded(height, self._min_side) - height)
+        height, width, pad = _batch_padding("sea-raft", pairs, self._min_side)
         scale = 2 ** float(getattr(self.args, "scale", 0))
 
         def batch(i: int) -> "torch.Tensor":
