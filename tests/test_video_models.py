@@ -181,10 +181,8 @@ def test_sea_raft_from_a_checkout_with_weights_from_a_folder_or_the_hf_cache(tmp
 def test_sea_raft_matches_the_authors_inference_on_their_code(tmp_path, torch_home, monkeypatch):
     """The real checkout, random weights (spring-S): our flow equals their custom.py's calc_flow."""
     import ast
-    import types
 
     import torch.nn.functional as F
-    import torchvision.models
 
     repo = Path(os.environ["TVBENCH_ORIGINALS"]) / "sea-raft"
     from tvbench.videos.models import _NoImagenetDownload, _import_sea_raft, _sea_raft_config
@@ -432,3 +430,14 @@ def test_cotracker3_matches_the_authors_predictor_on_their_code(tmp_path, torch_
         assert np.abs(got.end - expected[0][0][0, -1].numpy()).max() < 1e-3
     second = tracker.track_many(clips)[1]
     assert np.abs(second.end - expected[1][0][0, -1].numpy()).max() < 1e-3
+
+
+def test_ls_lists_the_trackers_and_flows_with_their_options():
+    from conftest import run_tvbench
+
+    listed = run_tvbench("ls", "trackers", env={"COLUMNS": "200"})
+    assert listed.returncode == 0, listed.stderr
+    for expected in ("auto", "cotracker3 where a CUDA GPU is seen", "lk", "per_side", "cotracker3", "grid_size"):
+        assert expected in listed.stdout, expected
+    flows = run_tvbench("ls", "flows", env={"COLUMNS": "200"})
+    assert all(name in flows.stdout for name in ("dis", "raft", "sea-raft", "repo, config, weights, device"))

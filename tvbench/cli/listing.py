@@ -33,11 +33,18 @@ def _table(title: str, columns: dict[str, bool], rows: list[tuple[str, ...]]) ->
     return table
 
 
-@app.command("ls", short_help="List methods and metrics.")
-def list_components(what: str = typer.Argument("all", metavar="WHAT", help="methods, metrics or all.")) -> None:
-    """List methods (inputs as in Table 1, availability) and metrics (direction, range, needs)."""
-    if what not in ("all", "methods", "metrics"):
-        raise ConfigError(f"tvbench ls {what!r}: choose methods, metrics or all")
+LISTS = ("methods", "metrics", "trackers", "flows", "all")
+
+
+@app.command("ls", short_help="List methods, metrics, and data build's trackers and flows.")
+def list_components(what: str = typer.Argument("all", metavar="WHAT",
+                                               help="methods, metrics, trackers, flows or all.")) -> None:
+    """List methods (inputs as in Table 1, availability), metrics (direction, range, needs), and the trackers and
+    flow estimators of tvbench data build (options)."""
+    if what not in LISTS:
+        from tvbench.registry import suggest
+
+        raise ConfigError(f"tvbench ls {what!r}{suggest(what, LISTS)}: choose {', '.join(LISTS[:-1])} or all")
     if what in ("all", "methods"):
         from tvbench.methods import list_methods
 
@@ -68,6 +75,16 @@ def list_components(what: str = typer.Argument("all", metavar="WHAT", help="meth
                          ", ".join(sorted(spec.requires | spec.models)), spec.reference.partition(";")[0]))
         console.print(_table("metrics (↑ higher is better, ↓ lower)",
                              {"metric": True, "label": False, "range": True, "needs": False, "paper": False}, rows))
+    for kind, header in (("trackers", "tracker"), ("flows", "flow")):
+        if what in ("all", kind):
+            from tvbench.videos.tracking import AUTO, describe_registry
+
+            rows = [(name, entry["description"], ", ".join(entry["options"]) or "-")
+                    for name, entry in describe_registry()[kind].items()]
+            with_gpu, without = AUTO["tracker" if kind == "trackers" else "flow estimator"]
+            rows.insert(0, ("auto", f"the default: {with_gpu} where a CUDA GPU is seen, {without} elsewhere", "-"))
+            console.print(_table(f"{kind} of tvbench data build (--{header} NAME --{header}-option KEY=VALUE)",
+                                 {header: True, "about": False, "options": False}, rows))
 
 
 @app.command(short_help="Check every case of a benchmark.")

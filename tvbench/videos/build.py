@@ -2,9 +2,9 @@
 
 Resumable: each clip's outcome (a case, or a rejection with its reason) is written atomically under
 ``OUT/.build/clips/<video key>/<clip id>.json`` (its images first, under ``OUT/.build/images/<video key>/``), and a
-video whose clips are all done gets ``OUT/.build/videos/<key>.json``; a rerun skips both. A video is the unit of work: in this process,
-in worker processes (``workers``) or on Ray actors (:mod:`tvbench.videos.engines`), each worker holding its own
-:class:`Builder`. The benchmark (``cases.jsonl`` + ``images/``) is then assembled from every finished clip with the
+video whose clips are all done gets ``OUT/.build/videos/<key>.json``; a rerun skips both. A video is the unit of
+work: in this process, in worker processes (``workers``) or on Ray actors (:mod:`tvbench.videos.engines`), each
+worker holding its own :class:`Builder`. The benchmark (``cases.jsonl`` + ``images/``) is then assembled from every finished clip with the
 folder writer, under a lock, so shards (``--shard K/N``, videos split by index) can share one OUT.
 ``OUT/build_stats.json`` holds the funnel and every rejection.
 """
@@ -473,7 +473,8 @@ def funnel_note(funnel: Counter) -> str:
 
 
 def build(videos_source: str | Path, out: Path, config: BuildConfig, say: Callable[[str], None] = print, *,
-          engine: str = "local", workers: int | None = None, ray_address: str | None = None, gpus_per_worker: float = 0.0,
+          engine: str = "local", workers: int | None = None, ray_address: str | None = None,
+          gpus_per_worker: float = 0.0,
           progress: bool = False) -> Counter:
     """Build ``out`` from the videos of ``videos_source`` (see :func:`~tvbench.videos.sources.list_inputs`).
 

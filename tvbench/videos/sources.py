@@ -143,7 +143,8 @@ def _dataset_inputs(source: str, split: str | None, requested: str | None) -> li
         name = value.get("path") if isinstance(value, dict) else value
         label = f"hf:{source}{'@' + split if split else ''}[{row}]" + (f" {Path(str(name)).name}" if name else "")
         inputs.append(VideoInput(label=label, identity=f"hf:{where}@{split}/{column}/{row}",
-                                 name=Path(str(name)).name if name else f"row{row}", dataset=(source, split, column), row=row))
+                                 name=Path(str(name)).name if name else f"row{row}", dataset=(source, split, column),
+                                 row=row))
     return inputs
 
 

@@ -13,11 +13,12 @@ with a parser per key, so a typo or a bad value is one line naming it before any
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from tvbench.errors import ConfigError, UnavailableError
+
+if TYPE_CHECKING:  # numpy is imported where it runs: `tvbench ls` lists these registries without it
+    import numpy as np
 
 
 @dataclass
@@ -103,6 +104,8 @@ def _gray(frame: np.ndarray) -> np.ndarray:
 
 def grid_points(width: int, height: int, per_side: int = 24) -> np.ndarray:
     """A regular grid of about ``per_side`` points along the longer side, half a step from the edges."""
+    import numpy as np
+
     step = max(width, height) / per_side
     xs = np.arange(step / 2, width, step)
     ys = np.arange(step / 2, height, step)
@@ -129,6 +132,8 @@ class LucasKanadeTracker:
                 "fb_max_px": self.fb_max_px, "patch": self.patch, "appearance_max": self.appearance_max}
 
     def _appearance(self, first: np.ndarray, last: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         cv2 = _cv2()
         size = (self.patch, self.patch)
         a, b = first.astype(np.float32), last.astype(np.float32)
@@ -137,6 +142,8 @@ class LucasKanadeTracker:
                          for p, q in zip(start, end)], np.float32)
 
     def _run(self, grays: list[np.ndarray], points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import numpy as np
+
         cv2 = _cv2()
         criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01)
         ok = np.ones(len(points), bool)
@@ -152,6 +159,8 @@ class LucasKanadeTracker:
         return [self.track(frames) for frames in clips]
 
     def track(self, frames: list[np.ndarray]) -> Tracks:
+        import numpy as np
+
         grays = [_gray(f) for f in frames]
         height, width = grays[0].shape
         start = grid_points(width, height, self.per_side)
