@@ -4,8 +4,9 @@ Resumable: each clip's outcome (a case, or a rejection with its reason) is writt
 ``OUT/.build/clips/<video key>/<clip id>.json`` (its images first, under ``OUT/.build/images/<video key>/``), and a
 video whose clips are all done gets ``OUT/.build/videos/<key>.json``; a rerun skips both. A video is the unit of
 work: in this process, in worker processes (``workers``) or on Ray actors (:mod:`tvbench.videos.engines`), each
-worker holding its own :class:`Builder`. The benchmark (``cases.jsonl`` + ``images/``) is then assembled from every finished clip with the
-folder writer, under a lock, so shards (``--shard K/N``, videos split by index) can share one OUT.
+worker holding its own :class:`Builder`. The benchmark (``cases.jsonl`` + ``images/``) is then assembled from
+every finished clip with the folder writer, under a lock, so shards (``--shard K/N``, videos split by index) can
+share one OUT.
 ``OUT/build_stats.json`` holds the funnel and every rejection.
 """
 
@@ -84,15 +85,26 @@ def clip_id(key: str, clip: clips_mod.Clip) -> str:
     return f"{key}-s{clip.stride}-f{clip.start:06d}"
 
 
+def check_config(config: BuildConfig) -> None:
+    """Everything about a build's settings that can be refused without loading or writing anything."""
+    if not config.no_instructions and not (config.mllm_base_url and config.mllm_model):
+        raise ConfigError("tvbench data build: pass --mllm-base-url and --mllm-model for instructions, or "
+                          "--no-instructions to write cases without them")
+    if not config.strides or min(config.strides) < 1:
+        raise ConfigError("--strides: give positive frame counts, e.g. 8,16")
+    if config.flow_batch < 1:
+        raise ConfigError(f"--flow-batch {config.flow_batch}: expected 1 or more")
+    if not 1 <= config.min_side <= config.max_side:
+        raise ConfigError(f"--min-side {config.min_side} --max-side {config.max_side}: expected 1 <= min <= max")
+    check_tracker(config.tracker, config.tracker_options)
+    check_flow(config.flow, config.flow_options)
+
+
 class Builder:
     def __init__(self, config: BuildConfig, out: Path, say: Callable[[str], None] = print, *,
                  models: tuple | None = None):
         """``models``: the (tracker, flow) already made, else each is made on first use."""
-        if not config.no_instructions and not (config.mllm_base_url and config.mllm_model):
-            raise ConfigError("tvbench data build: pass --mllm-base-url and --mllm-model for instructions, or "
-                              "--no-instructions to write cases without them")
-        if not config.strides or min(config.strides) < 1:
-            raise ConfigError("--strides: give positive frame counts, e.g. 8,16")
+        check_config(config)
         self.config, self.out, self.say = config, Path(out), say
         if (self.out / "cases.jsonl").exists() and not (self.out / BUILD_DIR).exists():
             raise ConfigError(f"{self.out}: holds a benchmark that tvbench data build did not write")
@@ -172,14 +184,6 @@ class Builder:
         outcome = {"status": "rejected", "id": cid, "video": str(clip.video), "stage": stage, "reason": reason}
         atomic_write_json(self._marker(cid), outcome)
         return outcome
-
-    def process(self, cid: str, clip: clips_mod.Clip) -> dict:
-        """One clip through every stage (the builder runs clips in batches, :meth:`_process_batch`)."""
-        rejected = self.screen(cid, clip)
-        if rejected:
-            return rejected
-        flow = self.flow.flow(clip.frames[0], clip.frames[-1])
-        return self.still_camera(cid, clip, flow) or self.finish(cid, clip, flow, self.tracker.track(clip.frames))
 
     def screen(self, cid: str, clip: clips_mod.Clip) -> dict | None:
         """The filters that need no flow (shot cut, exposure, blur): the rejection, or None to go on."""
@@ -414,19 +418,6 @@ class Builder:
         atomic_write_json(done_marker, {"video": video.label, "clips": made,
                                         "no_instructions": self.annotator is None, **windows})
 
-    # --- the whole run, in this process ---
-    def run(self, videos: list[Path] | list[VideoInput]) -> Counter:
-        total: Counter = Counter()
-        say = self.say
-        for video in shard_of(videos, self.config.shard):
-            delta, lines = self.build_video(video if isinstance(video, VideoInput) else file_input(video))
-            total.update(delta)
-            for line in lines:
-                say(line)
-        self.say, self.funnel = say, total
-        self.assemble()
-        return total
-
     def assemble(self) -> None:
         """Write ``cases.jsonl`` + ``images/`` from every finished clip (all shards), and the stats file."""
         from tvbench.cases import Benchmark
@@ -474,28 +465,21 @@ def funnel_note(funnel: Counter) -> str:
 
 def build(videos_source: str | Path, out: Path, config: BuildConfig, say: Callable[[str], None] = print, *,
           engine: str = "local", workers: int | None = None, ray_address: str | None = None,
-          gpus_per_worker: float = 0.0,
-          progress: bool = False) -> Counter:
+          gpus_per_worker: float = 0.0, progress: bool = False) -> Counter:
     """Build ``out`` from the videos of ``videos_source`` (see :func:`~tvbench.videos.sources.list_inputs`).
 
     ``engine="local"`` builds in this process (``workers`` None or 1) or in ``workers`` processes; ``engine="ray"``
     on ``workers`` Ray actors (default one per CPU; ``ray_address``: an existing cluster, else ``RAY_ADDRESS``, else
-    a local instance). Every engine runs
-    :meth:`Builder.build_video` per video and this process assembles the benchmark.
+    a local instance). Every engine runs :meth:`Builder.build_video` per video; this process assembles the benchmark.
     """
     from tvbench.progress import progress_bar
     from tvbench.videos import engines
 
     if engine not in engines.ENGINES:
         raise ConfigError(f"--engine {engine!r}: expected one of {', '.join(engines.ENGINES)}")
-    if config.flow_batch < 1:
-        raise ConfigError(f"--flow-batch {config.flow_batch}: expected 1 or more")
-    if not 1 <= config.min_side <= config.max_side:
-        raise ConfigError(f"--min-side {config.min_side} --max-side {config.max_side}: expected 1 <= min <= max")
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers {workers}: expected 1 or more")
-    check_tracker(config.tracker, config.tracker_options)
-    check_flow(config.flow, config.flow_options)
+    check_config(config)
     videos = list_inputs(videos_source, config.video_column)
     in_process = engine == "local" and (workers or 1) == 1
     # In this process, the models are made (weights and code found, or a one-line error) before OUT is touched.
