@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,7 @@ def test_ray_engine_on_a_local_instance_equals_one_process(videos, tmp_path):
     assert done.returncode == 0, done.stderr
     assert (one / "cases.jsonl").read_text() == (on_ray / "cases.jsonl").read_text()
     assert "funnel: videos 4" in done.stderr
+    assert re.search(r"clips 8 > shot_cut \d+ > exposure \d+ .* > written \d+", " ".join(done.stderr.split()))
     again = run_tvbench(*args, str(on_ray), "--strides", "8", "--no-instructions", "--engine", "ray",
                         "--workers", "2", env={**ENV, "RAY_ADDRESS": ""})
     assert again.returncode == 0 and "done_before 8" in again.stderr, again.stderr  # resumes: nothing recomputed

@@ -40,13 +40,15 @@ class _RichBar:
 
 
 class _NotedProgress(Progress):
-    """Progress with each task's ``note`` on a line of its own under the bars, folded, never cut."""
+    """Progress with each task's ``note`` under the bars, wrapped at the console's width, never cut."""
 
     def get_renderables(self):
         yield self.make_tasks_table(self.tasks)
-        for task in self.tasks:
-            if task.fields.get("note"):
-                yield Text(task.fields["note"], overflow="fold")
+        import textwrap
+
+        for task in self.tasks:  # wrapped here: the live display gives each renderable a single line
+            for line in textwrap.wrap(task.fields.get("note") or "", max(20, self.console.width - 1)):
+                yield Text(line)
 
 
 @contextmanager
