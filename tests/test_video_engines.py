@@ -176,3 +176,24 @@ def test_ray_engine_joins_an_existing_cluster(videos, tmp_path):
     finally:
         subprocess.run([ray_cli, "stop", "--force"], env=env, capture_output=True, timeout=120)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_worker_processes_annotate_through_one_mllm_server_and_reply_cache(videos, tmp_path):
+    """Two worker processes ask the (fake) MLLM server through OUT's one reply cache: the same questions as one
+    process (an instruction and its check per case), and the same cases."""
+    from test_video_build import _mllm_script
+    from tvbench.judge.testing import FakeJudgeServer
+    from tvbench.videos.build import BuildConfig, build
+
+    good = json.dumps({"forward": "Move the patterned square down and to the right",
+                       "backward": "Move the patterned square up and to the left"})
+    with FakeJudgeServer(_mllm_script(good)) as server:
+        config = BuildConfig(strides=[8], mllm_base_url=server.base_url, mllm_model="fake-vl")
+        one = build(videos, tmp_path / "one", config, say=lambda line: None)
+        asked = len(server.requests)
+        two = build(videos, tmp_path / "two", config, say=lambda line: None, workers=2)
+        assert len(server.requests) == 2 * asked and asked == 2 * one["annotated"]  # instruction + check per case
+    assert one == two and one["annotated"] == one["written"] >= 4
+    assert (tmp_path / "one" / "cases.jsonl").read_text() == (tmp_path / "two" / "cases.jsonl").read_text()
+    cases = [json.loads(line) for line in (tmp_path / "two" / "cases.jsonl").read_text().splitlines()]
+    assert all(c["instruction"].startswith("Move the patterned square") for c in cases)
