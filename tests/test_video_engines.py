@@ -197,3 +197,34 @@ def test_worker_processes_annotate_through_one_mllm_server_and_reply_cache(video
     assert (tmp_path / "one" / "cases.jsonl").read_text() == (tmp_path / "two" / "cases.jsonl").read_text()
     cases = [json.loads(line) for line in (tmp_path / "two" / "cases.jsonl").read_text().splitlines()]
     assert all(c["instruction"].startswith("Move the patterned square") for c in cases)
+
+
+def test_ctrl_c_with_worker_processes_stops_all_of_them_and_a_rerun_finishes(videos, tmp_path):
+    """SIGINT to the whole process group (what Ctrl-C does) once the workers have started: exit 130 with one line,
+    no worker left running, and the rerun ends with the same cases as an uninterrupted build."""
+    import signal
+    import subprocess
+    import time
+
+    from conftest import run_tvbench, tvbench_command
+
+    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
+    args = ["--strides", "8,16", "--no-instructions", "--workers", "2"]
+    assert run_tvbench("data", "build", str(videos), str(whole), *args, env=ENV).returncode == 0
+    process = subprocess.Popen([*tvbench_command(), "data", "build", str(videos), str(stopped), *args],
+                               env={**os.environ, **ENV}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline and not (stopped / ".build" / "clips").exists():
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    if process.returncode == 0:
+        pytest.skip("the build finished before Ctrl-C reached it")
+    assert process.returncode == 130 and err.strip().splitlines()[-1].startswith("interrupted"), err[-2000:]
+    group = subprocess.run(["ps", "-o", "pid=,stat=", "-g", str(process.pid)], capture_output=True, text=True)
+    running = [line for line in group.stdout.splitlines() if not line.split()[1].startswith("Z")]  # Z: exited
+    assert running == [], f"a worker outlived the build: {running}"
+    rerun = run_tvbench("data", "build", str(videos), str(stopped), *args, env=ENV)
+    assert rerun.returncode == 0, rerun.stderr
+    assert (stopped / "cases.jsonl").read_text() == (whole / "cases.jsonl").read_text()
