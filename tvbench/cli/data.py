@@ -85,8 +85,8 @@ def build_(
     filter_options: list[str] = typer.Option([], "--filter-option", metavar="KEY=VALUE",
                                              help="A filter threshold (repeatable), e.g. border_max_px=2, blur_min=30 "
                                              "(see docs/videos.md)."),
-    flow_batch: int = typer.Option(8, "--flow-batch", help="Clips of a video whose flows are computed in one call "
-                                   "(one GPU batch for raft)."),
+    flow_batch: int = typer.Option(8, "--flow-batch", help="Clips of a video taken through the stages together: "
+                                   "their flows in one call (one GPU batch for raft and sea-raft)."),
     min_side: int = typer.Option(64, "--min-side", help="Refuse a video whose shorter side is below this (px)."),
     max_side: int = typer.Option(2048, "--max-side", help="Scale a video whose longer side is above this down to it "
                                  "on decoding (px); points and images are in the scaled pixels."),
