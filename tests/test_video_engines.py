@@ -228,3 +228,33 @@ def test_ctrl_c_with_worker_processes_stops_all_of_them_and_a_rerun_finishes(vid
     rerun = run_tvbench("data", "build", str(videos), str(stopped), *args, env=ENV)
     assert rerun.returncode == 0, rerun.stderr
     assert (stopped / "cases.jsonl").read_text() == (whole / "cases.jsonl").read_text()
+
+
+def test_the_funnel_under_the_bar_moves_within_a_video(videos, tmp_path, monkeypatch):
+    """In one process the note is refreshed after every batch of clips, not only when a video ends."""
+    from contextlib import contextmanager
+
+    import tvbench.progress
+    from tvbench.videos.build import BuildConfig, build
+
+    notes: list[str] = []
+
+    class Recorder:
+        def advance(self, steps: int = 1) -> None:
+            notes.append("advance")
+
+        def note(self, text: str) -> None:
+            notes.append(text)
+
+    @contextmanager
+    def recording_bar(description, total, *, enabled=True, notes=False):
+        yield Recorder()
+
+    monkeypatch.setattr(tvbench.progress, "progress_bar", recording_bar)
+    listing = tmp_path / "one.txt"
+    listing.write_text(f"{videos / 'square.mp4'}\n")
+    build(listing, tmp_path / "out", BuildConfig(strides=[4], no_instructions=True, flow_batch=1),
+          say=lambda line: None, progress=True)
+    before_the_video_ends = notes[:notes.index("advance")]
+    assert len(before_the_video_ends) == 4  # 20 frames at stride 4: four clips, one batch each
+    assert before_the_video_ends[0].startswith("clips 1 >") and before_the_video_ends[-1].endswith("written 4")

@@ -117,6 +117,7 @@ class Builder:
 
             self.annotator = Annotator(config.mllm_base_url, config.mllm_model, self.work / "mllm.cache.sqlite")
         self.funnel: Counter = Counter()
+        self.on_step: Callable[[], None] | None = None  # called after each batch of clips (the progress bar)
         self._writer, self._pending = None, []
         if models is not None:
             self.tracker, self.flow = models
@@ -350,6 +351,10 @@ class Builder:
                 cid = clip_id(key, clip)
                 yield cid, clip.vfr, named(clip)
 
+    def _stepped(self) -> None:
+        if self.on_step is not None:
+            self.on_step()
+
     def _process_batch(self, batch: list[tuple[str, clips_mod.Clip]]) -> None:
         """Clips of one video (one frame size), stage by stage: screened one by one, the flows of those kept in one
         ``flow_many`` call, the camera filter, the tracks of those left in one ``track_many`` call (single forward
@@ -402,10 +407,12 @@ class Builder:
                         self.funnel["done_before"] += 1
                     elif isinstance(unit, list):
                         self.process_group(uid, unit)
+                        self._stepped()
                     else:
                         batch.append((uid, unit))
                         if len(batch) >= self.config.flow_batch:
                             self._process_batch(batch)
+                            self._stepped()
                             batch = []
                 self._process_batch(batch)
         except clips_mod.BadVideo as exc:
@@ -502,7 +509,8 @@ def build(videos_source: str | Path, out: Path, config: BuildConfig, say: Callab
                                 gpus_per_worker=gpus_per_worker)
             elif not in_process:
                 engines.run_processes(config, out, mine, done, workers=workers)
-            else:
+            else:  # in this process the funnel also moves within a video, after each batch of clips
+                builder.on_step = lambda: bar.note(funnel_note(funnel + builder.funnel))
                 for video in mine:
                     done(*builder.build_video(video))
         builder.say, builder.funnel = say, funnel
