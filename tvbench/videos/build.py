@@ -30,7 +30,7 @@ from tvbench.videos import clips as clips_mod
 from tvbench.videos.filters import (FilterConfig, check_exposure, check_global_motion, check_motion, check_quality,
                                     check_shot_cut)
 from tvbench.videos.sampling import as_pairs, sample_sparse
-from tvbench.videos.sources import VideoInput, file_input, list_inputs
+from tvbench.videos.sources import VideoInput, list_inputs
 from tvbench.videos.tracking import Tracks, check_flow, check_tracker, create_flow, create_tracker
 
 BUILD_DIR = ".build"
@@ -69,10 +69,6 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
         raise ConfigError(f"--shard {text!r}: expected K/N with 1 <= K <= N, e.g. 1/4")
     return int(match.group(1)), int(match.group(2))
-
-
-def video_key(video: Path | VideoInput) -> str:
-    return (video if isinstance(video, VideoInput) else file_input(Path(video))).key
 
 
 def shard_of(videos: list, shard: tuple[int, int]) -> list:
