@@ -25,6 +25,16 @@ XSS_CAPTION = "</script><script>window.__xss=2</script> a caption & more"
 XSS_METHOD = "<b onmouseover=x>bold"
 
 
+def _score_and_render(results: Path) -> Path:
+    """Score ``results`` with the smoke networks and render its gallery through the CLI; the page's path."""
+    score_results(results, ScoringConfig(metrics=["ds_global_tgt", "lpips_tgt"], smoke=True, resolution=64,
+                                         device="cpu", feature_cache=None, bootstrap=200), progress=False)
+    done = subprocess.run([sys.executable, "-m", "tvbench", "report", str(results), "--format", "html"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return results / "gallery" / "index.html"
+
+
 @pytest.fixture(scope="module")
 def gallery(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("gallery")
@@ -40,12 +50,7 @@ def gallery(tmp_path_factory) -> Path:
     shutil.copytree(results / "identity", results / XSS_METHOD)  # outside edits in a folder with markup in its name
     (results / XSS_METHOD / "manifest.json").unlink()
     (results / XSS_METHOD / "case-3.png").unlink()  # one edit missing
-    score_results(results, ScoringConfig(metrics=["ds_global_tgt", "lpips_tgt"], smoke=True, resolution=64,
-                                         device="cpu", feature_cache=None, bootstrap=200), progress=False)
-    done = subprocess.run([sys.executable, "-m", "tvbench", "report", str(results), "--format", "html"],
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    return results / "gallery" / "index.html"
+    return _score_and_render(results)
 
 
 def test_the_gallery_is_self_contained_and_escapes_user_text(gallery):
@@ -140,12 +145,7 @@ def options_gallery(tmp_path_factory) -> Path:
     manifest = json.loads((results / "gone-plugin" / "manifest.json").read_text())
     manifest["config"]["method"] = "not-installed-here"
     (results / "gone-plugin" / "manifest.json").write_text(json.dumps(manifest))
-    score_results(results, ScoringConfig(metrics=["ds_global_tgt", "lpips_tgt"], smoke=True, resolution=64,
-                                         device="cpu", feature_cache=None, bootstrap=200), progress=False)
-    done = subprocess.run([sys.executable, "-m", "tvbench", "report", str(results), "--format", "html"],
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    return results / "gallery" / "index.html"
+    return _score_and_render(results)
 
 
 def _header(page: str, method: str) -> str:
