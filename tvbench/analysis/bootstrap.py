@@ -34,6 +34,20 @@ _BLOCK_VALUES = 4_000_000  # resampled values held at once: bounds memory on lar
 
 
 @dataclass(frozen=True)
+class BootstrapSettings:
+    """What makes a bootstrap interval reproducible; each command's settings add their own (a test's alpha, a
+    minimum of units) to these."""
+
+    level: float = DEFAULT_LEVEL
+    resamples: int = DEFAULT_RESAMPLES
+    method: str = DEFAULT_METHOD
+    seed: int = DEFAULT_SEED
+
+    def describe(self) -> dict:
+        return {"level": self.level, "resamples": self.resamples, "method": self.method, "seed": self.seed}
+
+
+@dataclass(frozen=True)
 class Units:
     """The units a headline statistic averages: ``values`` (n,), ``weights`` (n,), optional ``repeats`` (n, K)
     (a judge metric's per-repeat values; ``values`` is then their mean), ``ids`` naming each unit (for pairing)."""

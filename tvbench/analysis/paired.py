@@ -15,8 +15,7 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
-from tvbench.analysis.bootstrap import (DEFAULT_LEVEL, DEFAULT_METHOD, DEFAULT_RESAMPLES, DEFAULT_SEED, MIN_UNITS,
-                                        paired_difference)
+from tvbench.analysis.bootstrap import MIN_UNITS, BootstrapSettings, paired_difference
 from tvbench.analysis.subtasks import average_ranks
 from tvbench.analysis.units import align, units_for
 
@@ -28,18 +27,13 @@ COMPARE_COLUMNS = ["metric", "label", "higher_is_better", "units", "a", "b", "di
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(BootstrapSettings):
     """How uncertainty is estimated; recorded in the summary so that a number can be reproduced."""
 
-    level: float = DEFAULT_LEVEL
-    resamples: int = DEFAULT_RESAMPLES
-    method: str = DEFAULT_METHOD
-    seed: int = DEFAULT_SEED
     alpha: float = DEFAULT_ALPHA
 
     def describe(self) -> dict:
-        return {"level": self.level, "resamples": self.resamples, "method": self.method, "seed": self.seed,
-                "alpha": self.alpha,
+        return {**super().describe(), "alpha": self.alpha,
                 "test": "Wilcoxon signed-rank on per-unit differences, Holm-corrected across metrics",
                 "units": "cases (groups for sub-task metrics); pooled means weight cases by points; judge metrics "
                          "graded K > 1 times also resample the K repeats within each case"}

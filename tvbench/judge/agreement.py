@@ -36,8 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tvbench.analysis.bootstrap import (DEFAULT_LEVEL, DEFAULT_METHOD, DEFAULT_RESAMPLES, DEFAULT_SEED, MIN_UNITS,
-                                        Units, check_settings, confidence_interval, interval_from)
+from tvbench.analysis.bootstrap import (MIN_UNITS, BootstrapSettings, Units, check_settings, confidence_interval,
+                                        interval_from)
 from tvbench.errors import ConfigError, ResultsError
 
 COLUMNS = ("case", "method", "metric", "rater", "grade")
@@ -166,16 +166,11 @@ def krippendorff_alpha(data, level: str = "ordinal") -> float | None:
 # --- bootstrap over items -------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Settings:
-    level: float = DEFAULT_LEVEL
-    resamples: int = DEFAULT_RESAMPLES
-    method: str = DEFAULT_METHOD
-    seed: int = DEFAULT_SEED
-    min_units: int = MIN_UNITS
+class Settings(BootstrapSettings):
+    min_units: int = MIN_UNITS  # no interval below this many items
 
     def describe(self) -> dict:
-        return {"level": self.level, "resamples": self.resamples, "method": self.method, "seed": self.seed,
-                "min_units": self.min_units}
+        return {**super().describe(), "min_units": self.min_units}
 
 
 def _resampled_counts(n: int, resamples: int, rng: np.random.Generator, block: int):
