@@ -100,13 +100,19 @@ def list_inputs(source: str | Path, video_column: str | None = None) -> list[Vid
 
 
 @lru_cache(maxsize=4)
-def _table(source: str, split: str | None, column: str):
-    """The dataset split with its video column as ``{path, bytes}`` (not decoded), opened once per process."""
-    import datasets
-
+def _split(source: str, split: str | None):
+    """The dataset split, opened once per process (listing it and reading its rows share it)."""
     from tvbench.cases.hf import load_dataset_split
 
-    table = load_dataset_split(source, split)
+    return load_dataset_split(source, split)
+
+
+@lru_cache(maxsize=4)
+def _table(source: str, split: str | None, column: str):
+    """The dataset split with its video column as ``{path, bytes}`` (not decoded)."""
+    import datasets
+
+    table = _split(source, split)
     if isinstance(table.features.get(column), datasets.Video):
         table = table.cast_column(column, datasets.Video(decode=False))
     return table
@@ -115,9 +121,7 @@ def _table(source: str, split: str | None, column: str):
 def _video_column(source: str, split: str | None, requested: str | None) -> str:
     import datasets
 
-    from tvbench.cases.hf import load_dataset_split
-
-    features = load_dataset_split(source, split).features
+    features = _split(source, split).features
     where = f"hf:{source}"
     if requested is not None:
         if requested not in features:
